@@ -1,0 +1,61 @@
+"""The bus interface: one small contract, two engines (embedded SQLite log, Kafka).
+
+Delivery is at-least-once: a consumer commits a message's offset only after its work is done, so a consumer that
+dies before committing gets the message again (possibly on another member of its group). Messages with the same key
+go to the same partition and keep their order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message read from the bus."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int = 0
+    headers: tuple[tuple[str, bytes], ...] = field(default=())
+
+
+class Consumer(Protocol):
+    """A member of a consumer group reading some topics."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None:
+        """Leave the group; uncommitted messages go to another member (or to the next start)."""
+
+    async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:
+        """Wait up to `timeout` seconds for messages; [] when none arrived."""
+
+    async def commit(self, messages: Sequence[Message]) -> None:
+        """Mark these messages (and everything before them in their partitions) as done for the group."""
+
+    async def lag(self) -> int:
+        """Messages in the assigned partitions not yet committed by the group."""
+
+
+class Bus(Protocol):
+    """Publish to topics and create consumers."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, topic: str, value: bytes, key: bytes | None = None,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Publish one message; returns once the engine has durably accepted it."""
+
+    def consumer(self, topics: Sequence[str], group: str) -> Consumer:
+        """A new (not started) consumer in `group` for `topics`."""
+
+    async def ping(self) -> bool:
+        """True when the engine is reachable (readiness)."""

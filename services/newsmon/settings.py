@@ -1,0 +1,301 @@
+"""The whole configuration: a TOML file (`--config FILE`) plus `NEWSMON_` environment overrides (nested with `__`).
+
+Precedence: explicit init values > environment > TOML file > defaults. A bad value raises ConfigError with the key,
+the value and the reason on one line; no module reads the environment itself.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from newsmon.errors import ConfigError
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like '90', '5m', '1.5h'."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 300 or '5m'")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    raise ValueError("expected a duration like 300 or '5m'")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class BusSettings(Section):
+    url: str = "sqlite:///./newsmon-data/bus.db"
+    partitions: int = Field(4, ge=1, le=256, description="Partitions per topic on the embedded bus")
+    retention: PositiveDuration = Field(7 * 86400, description="Embedded bus: how long messages are kept")
+    client_id: str = "newsmon"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not (v.startswith("sqlite://") or v.startswith("kafka://") or v.startswith("memory://")):
+            raise ValueError("must start with sqlite://, kafka:// (or memory:// for tests)")
+        if v.startswith("kafka://") and not v.removeprefix("kafka://").strip(", "):
+            raise ValueError("kafka:// needs at least one host:port")
+        return v
+
+    @property
+    def kind(self) -> Literal["sqlite", "kafka", "memory"]:
+        return self.url.split(":", 1)[0]  # type: ignore[return-value]
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [h.strip() for h in self.url.removeprefix("kafka://").split(",") if h.strip()]
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+
+
+class StoreSettings(Section):
+    url: str = "sqlite:///./newsmon-data/newsmon.db"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not (v.startswith("sqlite") or v.startswith("postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return v
+
+
+class HttpSettings(Section):
+    allow_private_networks: bool = False
+    user_agent: str = "newsmon/0.1 (+https://github.com/newsmon/newsmon; news monitor)"
+    connect_timeout: PositiveDuration = 10
+    read_timeout: PositiveDuration = 20
+    total_timeout: PositiveDuration = 60
+    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    max_decompressed_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    max_redirects: int = Field(5, ge=0, le=20)
+
+
+class PollerSettings(Section):
+    concurrency: int = Field(64, ge=1)
+    per_host_concurrency: int = Field(2, ge=1)
+    per_host_interval: Duration = Field(1.0, ge=0, description="Minimum seconds between requests to one host")
+    min_interval: PositiveDuration = 60
+    max_interval: PositiveDuration = 6 * 3600
+    max_backoff: PositiveDuration = 6 * 3600
+    jitter: float = Field(0.1, ge=0, le=0.5)
+    seen_ids_max: int = Field(200_000, ge=1000, description="De-duplication memory, per feed bounded")
+
+
+class ClassifierSettings(Section):
+    topics_dirs: list[Path] = Field(default_factory=list, description="Extra topic pack directories")
+    story_window: PositiveDuration = 48 * 3600
+
+
+class DeliverySettings(Section):
+    retry_delays: list[PositiveDuration] = Field(
+        default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 36000])
+    timeout: PositiveDuration = 10
+    jitter: float = Field(0.1, ge=0, le=0.5)
+    concurrency: int = Field(32, ge=1)
+    breaker_threshold: int = Field(5, ge=1, description="Consecutive failures that open an endpoint's breaker")
+    breaker_cooldown: PositiveDuration = 60
+
+
+class AlertingSettings(Section):
+    group_wait: Duration = Field(0, ge=0, description="Wait before the first notification of a new story")
+    group_interval: Duration = Field(300, ge=0, description="Minimum time between updates of one alert")
+    repeat_interval: Duration = Field(4 * 3600, ge=0)
+
+
+class FeedSettings(Section):
+    url: AnyHttpUrl
+    interval: PositiveDuration = 300
+    id: str | None = None
+    name: str = ""
+    lang: str | None = None
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _url(cls, v: Any) -> Any:
+        if isinstance(v, str) and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+
+class WebhookSettings(Section):
+    url: AnyHttpUrl
+    secret: SecretStr | None = None
+    secrets: list[SecretStr] = Field(default_factory=list, description="Extra secrets during rotation")
+    format: Literal["standard", "slack", "teams"] = "standard"
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith("whsec_"):
+            raise ValueError("must be a Standard Webhooks secret starting with 'whsec_'")
+        return v
+
+
+class EmailSettings(Section):
+    to: list[str] = Field(min_length=1)
+    mode: Literal["immediate", "digest"] = "immediate"
+
+
+class SmtpSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    sender: str = "newsmon@localhost"
+
+
+class SubscriptionSettings(Section):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    topics: list[str] = Field(min_length=1)
+    min_score: float = Field(0.0, ge=0, le=1)
+    languages: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    places: list[str] = Field(default_factory=list)
+    mode: Literal["immediate", "digest"] = "immediate"
+    digest_every: PositiveDuration = 3600
+    quiet_hours: str | None = Field(None, description="'22:00-06:00' UTC: hold notifications, send after")
+    rate_limit: str | None = Field(None, description="'10/h': at most N notifications per period")
+    webhook: WebhookSettings | None = None
+    email: EmailSettings | None = None
+
+    @model_validator(mode="after")
+    def _channel(self) -> SubscriptionSettings:
+        if self.webhook is None and self.email is None:
+            raise ValueError("needs a channel: [subscriptions.webhook] or [subscriptions.email]")
+        return self
+
+
+class ApiSettings(Section):
+    enabled: bool = True
+    listen: str = "127.0.0.1:8080"
+    metrics_public: bool = False
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be HOST:PORT")
+        return v
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+_config_file: ContextVar[Path | None] = ContextVar("newsmon_config_file", default=None)
+
+
+class Settings(BaseSettings):
+    """newsmon's configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSMON_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Path("./newsmon-data")
+    bus: BusSettings = Field(default_factory=BusSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    poller: PollerSettings = Field(default_factory=PollerSettings)
+    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    feeds: list[FeedSettings] = Field(default_factory=list)
+    subscriptions: list[SubscriptionSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Settings:
+        ids = [s.id for s in self.subscriptions]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"subscription ids must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def _format_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(root)"
+    value = first.get("input")
+    msg = first["msg"].removeprefix("Value error, ")
+    shown = repr(value) if not isinstance(value, dict | list) else "…"
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{key} = {shown}: {msg}{more}"
+
+
+def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from a TOML file, the environment and overrides; ConfigError on any bad value."""
+    file = Path(path) if path is not None else None
+    if file is not None:
+        if not file.is_file():
+            raise ConfigError(f"config file not found: {file}")
+        try:
+            tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{file}: not UTF-8 text") from None
+    token = _config_file.set(file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid config: {_format_error(exc)}") from None
+    finally:
+        _config_file.reset(token)

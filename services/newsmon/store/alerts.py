@@ -1,0 +1,1 @@
+"""Tables and queries: alerts (to be filled by its owner)."""

@@ -1,0 +1,80 @@
+"""The SQL store: one async SQLAlchemy engine over SQLite (default) or PostgreSQL.
+
+Each concern keeps its tables and queries in its own module (`feeds`, `stories`, `alerts`, `deliveries`, `tokens`),
+all on the one `metadata` below. SQLAlchemy errors are translated into StoreError at the query modules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from newsmon.errors import StoreError
+
+metadata = MetaData()
+
+
+def async_url(url: str) -> str:
+    """Our public URL forms to SQLAlchemy async driver URLs."""
+    if url.startswith("sqlite:///") or url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Store:
+    """Owns the engine; query modules take a Store and use `store.engine`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+
+    @classmethod
+    async def open(cls, url: str, *, create: bool = True) -> Store:
+        """Connect, and create missing tables when `create` (the embedded default)."""
+        import newsmon.store.tables  # noqa: F401  (registers every table on `metadata`)
+
+        aurl = async_url(url)
+        kwargs: dict[str, Any] = {}
+        if aurl.startswith("sqlite+aiosqlite:///"):
+            path = Path(aurl.removeprefix("sqlite+aiosqlite:///"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(aurl, **kwargs)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        if create:
+            try:
+                async with engine.begin() as conn:
+                    await conn.run_sync(metadata.create_all)
+            except SQLAlchemyError as exc:
+                await engine.dispose()
+                raise StoreError(f"cannot open store {url}: {exc.__class__.__name__}: {exc}") from exc
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False

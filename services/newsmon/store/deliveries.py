@@ -1,0 +1,1 @@
+"""Tables and queries: deliveries (to be filled by its owner)."""

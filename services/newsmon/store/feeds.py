@@ -1,0 +1,1 @@
+"""Tables and queries: feeds (to be filled by its owner)."""

@@ -1,0 +1,1 @@
+"""Tables and queries: stories (to be filled by its owner)."""

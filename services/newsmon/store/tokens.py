@@ -1,0 +1,1 @@
+"""Tables and queries: tokens (to be filled by its owner)."""
