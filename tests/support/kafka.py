@@ -1,0 +1,1 @@
+"""Session fixture for a real Kafka broker (owned by the bus work; placeholder until it lands)."""
