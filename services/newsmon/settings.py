@@ -64,6 +64,8 @@ class BusSettings(Section):
     partitions: int = Field(4, ge=1, le=256, description="Partitions per topic on the embedded bus")
     retention: PositiveDuration = Field(7 * 86400, description="Embedded bus: how long messages are kept")
     client_id: str = "newsmon"
+    namespace: str = Field("", pattern=r"^[A-Za-z0-9._-]*$",
+                           description="Prefix for topic and group names (several deployments on one cluster)")
 
     @field_validator("url")
     @classmethod
@@ -245,6 +247,15 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     feeds: list[FeedSettings] = Field(default_factory=list)
     subscriptions: list[SubscriptionSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        # Embedded state follows data_dir unless a URL was given explicitly.
+        if "url" not in self.bus.model_fields_set:
+            self.bus.url = f"sqlite:///{self.data_dir / 'bus.db'}"
+        if "url" not in self.store.model_fields_set:
+            self.store.url = f"sqlite:///{self.data_dir / 'newsmon.db'}"
+        return self
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Settings:

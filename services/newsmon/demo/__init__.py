@@ -1,0 +1,1 @@
+"""`newsmon demo`: sample feeds served locally, the whole pipeline, alerts printed as a subscriber gets them."""
