@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "newsmon.classifier.commands",
     "newsmon.alerter.commands",
     "newsmon.api.commands",
+    "newsmon.store.commands",
 )
 
 

@@ -48,6 +48,7 @@ async def run_services(settings: Settings, names: Sequence[str], *, until_idle: 
     bus = open_bus(settings.bus)
     await bus.start()
     _install_signals(stop)
+    _serve_metrics(settings)
     factories = _factories()
     services = {name: factories[name](settings, bus, store) for name in names}
     _log.info("newsmon.start", services=list(services), bus=settings.bus.kind, until_idle=until_idle)
@@ -94,6 +95,16 @@ async def _concurrently(services: dict[str, Service], stop: asyncio.Event, drain
         from newsmon.errors import NewsmonError
 
         raise NewsmonError(f"service(s) failed: {', '.join(failed)} (see the log)")
+
+
+def _serve_metrics(settings: Settings) -> None:
+    # Workers without the API still expose their own counters (and a liveness signal) to a scraper.
+    if settings.metrics.listen:
+        from prometheus_client import start_http_server
+
+        host, _, port = settings.metrics.listen.rpartition(":")
+        start_http_server(int(port), addr=host)
+        _log.info("metrics.listening", listen=settings.metrics.listen)
 
 
 def _install_signals(stop: asyncio.Event) -> None:

@@ -221,6 +221,15 @@ class ApiSettings(Section):
         return v
 
 
+class MetricsSettings(Section):
+    listen: str = Field("", description="HOST:PORT to serve /metrics from any process ('' = only the API's)")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        return ApiSettings._listen(v) if v else v
+
+
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -245,6 +254,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     feeds: list[FeedSettings] = Field(default_factory=list)
     subscriptions: list[SubscriptionSettings] = Field(default_factory=list)
 
