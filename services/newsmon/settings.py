@@ -61,7 +61,8 @@ class Section(BaseModel):
 
 class BusSettings(Section):
     url: str = "sqlite:///./newsmon-data/bus.db"
-    partitions: int = Field(4, ge=1, le=256, description="Partitions per topic on the embedded bus")
+    partitions: int = Field(4, ge=1, le=256, description="Partitions per topic (embedded bus; Kafka topics we create)")
+    replication_factor: int = Field(1, ge=1, description="Kafka: replicas of the topics newsmon creates")
     retention: PositiveDuration = Field(7 * 86400, description="Embedded bus: how long messages are kept")
     client_id: str = "newsmon"
     namespace: str = Field("", pattern=r"^[A-Za-z0-9._-]*$",
@@ -70,14 +71,14 @@ class BusSettings(Section):
     @field_validator("url")
     @classmethod
     def _scheme(cls, v: str) -> str:
-        if not (v.startswith("sqlite://") or v.startswith("kafka://") or v.startswith("memory://")):
-            raise ValueError("must start with sqlite://, kafka:// (or memory:// for tests)")
+        if not (v.startswith("sqlite://") or v.startswith("kafka://")):
+            raise ValueError("must start with sqlite:// or kafka://")
         if v.startswith("kafka://") and not v.removeprefix("kafka://").strip(", "):
             raise ValueError("kafka:// needs at least one host:port")
         return v
 
     @property
-    def kind(self) -> Literal["sqlite", "kafka", "memory"]:
+    def kind(self) -> Literal["sqlite", "kafka"]:
         return self.url.split(":", 1)[0]  # type: ignore[return-value]
 
     @property

@@ -1,10 +1,11 @@
 """Alert lifecycle per story and topic, in the spirit of Prometheus Alertmanager.
 
-The first match of a story opens an alert and schedules its first notification after `group_wait` (matches that
-arrive meanwhile join it). Later matches update the story; a notification follows only for a *material* change
-(a new independent source, a new place, a score up by `SCORE_STEP`), no sooner than `group_interval` after the
-previous one. News that adds nothing material re-notifies only once `repeat_interval` has passed. The decision
-functions here are pure; `observe` and `flush` run them against the store inside one transaction.
+The first match of a story opens an alert and schedules its first notification after `group_wait` (matches
+that arrive meanwhile join it). Later matches update the story; a notification follows only for a
+*material* change (a new independent source, a new place, a score up by `SCORE_STEP`), no sooner than
+`group_interval` after the previous one. News that adds nothing material re-notifies only once
+`repeat_interval` has passed. The decision functions here are pure; `observe` and `flush` run them against
+the store inside one transaction.
 """
 
 from __future__ import annotations
@@ -57,8 +58,16 @@ def notification_id(aid: str, revision: int) -> str:
 
 def _source(m: Match) -> Source:
     a = m.article
-    return Source(article_id=a.id, feed_id=a.feed_id, source=a.source, title=a.title, url=a.url,
-                  lang=m.lang or a.lang, published=a.published, score=m.match.score)
+    return Source(
+        article_id=a.id,
+        feed_id=a.feed_id,
+        source=a.source,
+        title=a.title,
+        url=a.url,
+        lang=m.lang or a.lang,
+        published=a.published,
+        score=m.match.score,
+    )
 
 
 def _union(old: list[Entity], new: list[Entity]) -> list[Entity]:
@@ -69,9 +78,14 @@ def _union(old: list[Entity], new: list[Entity]) -> list[Entity]:
 def absorb(state: StoryState | None, m: Match) -> StoryState | None:
     """The story with this match joined; None when the match adds nothing (e.g. a redelivered one)."""
     if state is None:
-        return StoryState(lead=m, sources=[_source(m)], places=list(m.places), actors=list(m.actors),
-                          first_seen=m.article.published or m.article.fetched_at,
-                          trigger_fetched_at=m.article.fetched_at.timestamp())
+        return StoryState(
+            lead=m,
+            sources=[_source(m)],
+            places=list(m.places),
+            actors=list(m.actors),
+            first_seen=m.article.published or m.article.fetched_at,
+            trigger_fetched_at=m.article.fetched_at.timestamp(),
+        )
     known = {s.article_id: s for s in state.sources}
     prior = known.get(m.article.id)
     new_places = {e.id for e in m.places} - {e.id for e in state.places}
@@ -79,9 +93,15 @@ def absorb(state: StoryState | None, m: Match) -> StoryState | None:
         return None  # a redelivered (or no better) version of an article already in the story
     sources = [s for s in state.sources if s.article_id != m.article.id] + [_source(m)]
     lead = m if m.match.score > state.lead.match.score else state.lead
-    return state.model_copy(update={
-        "lead": lead, "sources": sources, "places": _union(state.places, list(m.places)),
-        "actors": _union(state.actors, list(m.actors)), "trigger_fetched_at": m.article.fetched_at.timestamp()})
+    return state.model_copy(
+        update={
+            "lead": lead,
+            "sources": sources,
+            "places": _union(state.places, list(m.places)),
+            "actors": _union(state.actors, list(m.actors)),
+            "trigger_fetched_at": m.article.fetched_at.timestamp(),
+        }
+    )
 
 
 def changes(state: StoryState) -> list[str]:
@@ -101,7 +121,9 @@ def changes(state: StoryState) -> list[str]:
     return out
 
 
-def schedule(state: StoryState, cur: db.StoredAlert | None, now: float, cfg: AlertingSettings) -> float | None:
+def schedule(
+    state: StoryState, cur: db.StoredAlert | None, now: float, cfg: AlertingSettings
+) -> float | None:
     """When the next notification is due (None: no notification needed)."""
     if cur is not None and cur.notify_at is not None:
         return cur.notify_at
@@ -122,50 +144,99 @@ def build(state: StoryState, aid: str, revision: int, now: float) -> Alert:
     if revision > 1 and not found:
         found = ["more reports (repeat interval passed)"]
     return Alert(
-        id=notification_id(aid, revision), alert_id=aid, kind="new" if revision == 1 else "update",
-        revision=revision, topic=tm.topic, topic_title=tm.title, severity=tm.severity, story_id=lead.story_id,
-        title=lead.article.title, url=lead.article.url, lang=lead.lang or lead.article.lang, score=tm.score,
-        terms=list(tm.terms), spans=list(tm.spans), explanation=tm.explanation,
-        summary=lead.article.text[:SUMMARY_CHARS], places=list(state.places), actors=list(state.actors),
+        id=notification_id(aid, revision),
+        alert_id=aid,
+        kind="new" if revision == 1 else "update",
+        revision=revision,
+        topic=tm.topic,
+        topic_title=tm.title,
+        severity=tm.severity,
+        story_id=lead.story_id,
+        title=lead.article.title,
+        url=lead.article.url,
+        lang=lead.lang or lead.article.lang,
+        score=tm.score,
+        terms=list(tm.terms),
+        spans=list(tm.spans),
+        explanation=tm.explanation,
+        summary=lead.article.text[:SUMMARY_CHARS],
+        places=list(state.places),
+        actors=list(state.actors),
         sources=sorted(state.sources, key=lambda s: -s.score),
-        source_count=len({s.feed_id for s in state.sources}), changes=found, first_seen=state.first_seen,
-        created_at=datetime.fromtimestamp(now, UTC))
+        source_count=len({s.feed_id for s in state.sources}),
+        changes=found,
+        first_seen=state.first_seen,
+        created_at=datetime.fromtimestamp(now, UTC),
+    )
 
 
-async def observe(store: Store, conn: AsyncConnection, m: Match, now: float, cfg: AlertingSettings) -> None:
-    """Join a match to its story's alert and (re)schedule its next notification; notify now if due."""
+async def observe(
+    store: Store, conn: AsyncConnection, m: Match, now: float, cfg: AlertingSettings
+) -> Alert | None:
+    """Join a match to its story's alert and (re)schedule its next notification; the Alert when due now."""
     aid = alert_id(m.story_id, m.match.topic)
     cur = await db.load(conn, aid)
     old = StoryState.model_validate_json(cur.state) if cur is not None else None
     state = absorb(old, m)
     if state is None:
-        return
+        return None
     at = schedule(state, cur, now, cfg)
-    row = db.StoredAlert(alert_id=aid, story_id=m.story_id, topic=m.match.topic,
-                         revision=cur.revision if cur else 0, notify_at=at,
-                         last_notified_at=cur.last_notified_at if cur else None, state=state.model_dump_json())
+    row = db.StoredAlert(
+        alert_id=aid,
+        story_id=m.story_id,
+        topic=m.match.topic,
+        revision=cur.revision if cur else 0,
+        notify_at=at,
+        last_notified_at=cur.last_notified_at if cur else None,
+        state=state.model_dump_json(),
+    )
+    alert = None
     if at is not None and at <= now:
-        row = await _notify(store, conn, row, state, now)
+        row, alert = await _notify(store, conn, row, state, now)
     await db.save(conn, row, now)
+    return alert
 
 
-async def flush(store: Store, conn: AsyncConnection, now: float) -> int:
-    """Send every notification whose time has come; returns how many were decided."""
-    rows = await db.due(conn, now)
-    for row in rows:
-        state = StoryState.model_validate_json(row.state)
-        await db.save(conn, await _notify(store, conn, row, state, now), now)
-    return len(rows)
+async def flush(store: Store, conn: AsyncConnection, now: float) -> list[Alert]:
+    """Decide every notification whose time has come (recorded in the outbox)."""
+    out: list[Alert] = []
+    for row in await db.due(conn, now):
+        saved, alert = await _notify(store, conn, row, StoryState.model_validate_json(row.state), now)
+        await db.save(conn, saved, now)
+        out.append(alert)
+    return out
 
 
-async def _notify(store: Store, conn: AsyncConnection, row: db.StoredAlert, state: StoryState,
-                  now: float) -> db.StoredAlert:
+async def _notify(
+    store: Store, conn: AsyncConnection, row: db.StoredAlert, state: StoryState, now: float
+) -> tuple[db.StoredAlert, Alert]:
     revision = row.revision + 1
     alert = build(state, row.alert_id, revision, now)
-    await db.add_notification(store, conn, id=alert.id, alert_id=row.alert_id, revision=revision, kind=alert.kind,
-                              payload=alert.model_dump_json(), fetched_at=state.trigger_fetched_at, now=now)
-    notified = Notified(feeds=sorted({s.feed_id for s in state.sources}), places=[p.id for p in state.places],
-                        score=state.lead.match.score, articles=len(state.sources))
+    await db.add_notification(
+        store,
+        conn,
+        id=alert.id,
+        alert_id=row.alert_id,
+        revision=revision,
+        kind=alert.kind,
+        payload=alert.model_dump_json(),
+        fetched_at=state.trigger_fetched_at,
+        now=now,
+    )
+    notified = Notified(
+        feeds=sorted({s.feed_id for s in state.sources}),
+        places=[p.id for p in state.places],
+        score=state.lead.match.score,
+        articles=len(state.sources),
+    )
     state = state.model_copy(update={"notified": notified})
-    return db.StoredAlert(alert_id=row.alert_id, story_id=row.story_id, topic=row.topic, revision=revision,
-                          notify_at=None, last_notified_at=now, state=state.model_dump_json())
+    saved = db.StoredAlert(
+        alert_id=row.alert_id,
+        story_id=row.story_id,
+        topic=row.topic,
+        revision=revision,
+        notify_at=None,
+        last_notified_at=now,
+        state=state.model_dump_json(),
+    )
+    return saved, alert

@@ -1,8 +1,8 @@
 """The bus interface: one small contract, two engines (embedded SQLite log, Kafka).
 
-Delivery is at-least-once: a consumer commits a message's offset only after its work is done, so a consumer that
-dies before committing gets the message again (possibly on another member of its group). Messages with the same key
-go to the same partition and keep their order.
+Delivery is at-least-once: a consumer commits a message's offset only after its work is done, so a consumer
+that dies before committing gets the message again (possibly on another member of its group). Messages with the
+same key go to the same partition and keep their order.
 """
 
 from __future__ import annotations

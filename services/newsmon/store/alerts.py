@@ -1,8 +1,8 @@
-"""Tables and queries: alerts per story and topic, their notifications (an outbox), silences, rate-limit windows.
+"""Tables and queries: alerts per story and topic, notifications (an outbox), silences, rate-limit windows.
 
 The lifecycle writes an alert's new state and, when it decides to notify, the notification row in one
-transaction; notifications are published to the bus afterwards and marked published, so a crash between the two
-re-publishes the same notification id instead of deciding a second one. Times are unix seconds.
+transaction; notifications are published to the bus afterwards and marked published, so a crash between the
+two re-publishes the same notification id instead of deciding a second one. Times are unix seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from newsmon.store.base import Store, metadata
 from newsmon.store.deliveries import insert_ignore
 
 alerts = Table(
-    "alerts", metadata,
+    "alerts",
+    metadata,
     Column("alert_id", String(120), primary_key=True),
     Column("story_id", String(200), nullable=False, index=True),
     Column("topic", String(120), nullable=False),
@@ -32,7 +33,8 @@ alerts = Table(
 )
 
 notifications = Table(
-    "alert_notifications", metadata,
+    "alert_notifications",
+    metadata,
     Column("id", String(140), primary_key=True),
     Column("alert_id", String(120), nullable=False, index=True),
     Column("revision", Integer, nullable=False),
@@ -44,7 +46,8 @@ notifications = Table(
 )
 
 silences = Table(
-    "silences", metadata,
+    "silences",
+    metadata,
     Column("id", String(40), primary_key=True),
     Column("topic", String(120)),
     Column("place", String(200)),
@@ -57,7 +60,8 @@ silences = Table(
 )
 
 rate_windows = Table(
-    "rate_windows", metadata,
+    "rate_windows",
+    metadata,
     Column("subscription_id", String(120), primary_key=True),
     Column("window_start", Float, primary_key=True),
     Column("count", Integer, nullable=False),
@@ -114,9 +118,15 @@ async def save(conn: AsyncConnection, a: StoredAlert, now: float) -> None:
 
 async def due(conn: AsyncConnection, now: float, limit: int = 200) -> list[StoredAlert]:
     """Alerts whose pending notification time has come."""
-    stmt = (select(alerts).where(and_(alerts.c.notify_at.is_not(None), alerts.c.notify_at <= now))
-            .order_by(alerts.c.notify_at).limit(limit))
-    return [StoredAlert(**{k: r._mapping[k] for k in StoredAlert.__slots__}) for r in await conn.execute(stmt)]
+    stmt = (
+        select(alerts)
+        .where(and_(alerts.c.notify_at.is_not(None), alerts.c.notify_at <= now))
+        .order_by(alerts.c.notify_at)
+        .limit(limit)
+    )
+    return [
+        StoredAlert(**{k: r._mapping[k] for k in StoredAlert.__slots__}) for r in await conn.execute(stmt)
+    ]
 
 
 async def next_notify_at(store: Store) -> float | None:
@@ -128,18 +138,41 @@ async def next_notify_at(store: Store) -> float | None:
         return float(value) if value is not None else None
 
 
-async def add_notification(store: Store, conn: AsyncConnection, *, id: str, alert_id: str, revision: int,
-                           kind: str, payload: str, fetched_at: float | None, now: float) -> None:
+async def add_notification(
+    store: Store,
+    conn: AsyncConnection,
+    *,
+    id: str,
+    alert_id: str,
+    revision: int,
+    kind: str,
+    payload: str,
+    fetched_at: float | None,
+    now: float,
+) -> None:
     """Record a decided notification in the outbox (idempotent on its id)."""
-    await conn.execute(insert_ignore(store, notifications).values(
-        id=id, alert_id=alert_id, revision=revision, kind=kind, payload=payload, fetched_at=fetched_at,
-        created_at=now, published=False))
+    await conn.execute(
+        insert_ignore(store, notifications).values(
+            id=id,
+            alert_id=alert_id,
+            revision=revision,
+            kind=kind,
+            payload=payload,
+            fetched_at=fetched_at,
+            created_at=now,
+            published=False,
+        )
+    )
 
 
 async def unpublished(store: Store, limit: int = 500) -> list[tuple[str, str, float | None]]:
     """Notifications not yet on the bus: (id, payload, fetched_at), oldest first."""
-    stmt = (select(notifications.c.id, notifications.c.payload, notifications.c.fetched_at)
-            .where(~notifications.c.published).order_by(notifications.c.created_at).limit(limit))
+    stmt = (
+        select(notifications.c.id, notifications.c.payload, notifications.c.fetched_at)
+        .where(~notifications.c.published)
+        .order_by(notifications.c.created_at)
+        .limit(limit)
+    )
     async with store.engine.connect() as conn:
         return [(r[0], r[1], r[2]) for r in await conn.execute(stmt)]
 
@@ -148,7 +181,9 @@ async def mark_published(store: Store, ids: list[str]) -> None:
     """Mark outbox rows as published."""
     if ids:
         async with store.engine.begin() as conn:
-            await conn.execute(update(notifications).where(notifications.c.id.in_(ids)).values(published=True))
+            await conn.execute(
+                update(notifications).where(notifications.c.id.in_(ids)).values(published=True)
+            )
 
 
 async def add_silence(store: Store, s: Silence) -> Silence:
@@ -175,8 +210,11 @@ async def active_silences(store: Store, now: float) -> list[Silence]:
 async def expire_silence(store: Store, silence_id: str, now: float) -> bool:
     """End a silence now; False when there was no such active silence."""
     async with store.engine.begin() as conn:
-        res = await conn.execute(update(silences).where(
-            and_(silences.c.id == silence_id, or_(silences.c.expires_at > now))).values(expires_at=now))
+        res = await conn.execute(
+            update(silences)
+            .where(and_(silences.c.id == silence_id, or_(silences.c.expires_at > now)))
+            .values(expires_at=now)
+        )
         return bool(res.rowcount)
 
 
@@ -185,8 +223,9 @@ async def take_rate(conn: AsyncConnection, subscription: str, window_start: floa
     key = and_(rate_windows.c.subscription_id == subscription, rate_windows.c.window_start == window_start)
     used = await conn.scalar(select(rate_windows.c.count).where(key))
     if used is None:
-        await conn.execute(rate_windows.insert().values(subscription_id=subscription, window_start=window_start,
-                                                        count=1))
+        await conn.execute(
+            rate_windows.insert().values(subscription_id=subscription, window_start=window_start, count=1)
+        )
         return True
     if used >= limit:
         return False

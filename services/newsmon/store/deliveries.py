@@ -1,8 +1,8 @@
 """Tables and queries: deliveries (notification × subscription × channel), their attempts, endpoint state.
 
 A delivery row is the unit of work of the delivery worker: `status` is pending, delivered, dead or suppressed;
-`next_attempt_at` (unix seconds) says when it is due. Claiming a row pushes `next_attempt_at` forward by a lease,
-so a worker that dies mid-attempt leaves the row due again after the lease (same notification id, same
+`next_attempt_at` (unix seconds) says when it is due. Claiming a row pushes `next_attempt_at` forward by a
+lease, so a worker that dies mid-attempt leaves the row due again after the lease (same notification id, same
 `webhook-id`). Times are unix seconds (floats) so comparisons stay portable between SQLite and PostgreSQL.
 """
 
@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     func,
     select,
     update,
@@ -38,7 +39,8 @@ from newsmon.store.base import Store, metadata
 STATUSES = ("pending", "delivered", "dead", "suppressed")
 
 deliveries = Table(
-    "deliveries", metadata,
+    "deliveries",
+    metadata,
     Column("id", String(200), primary_key=True),
     Column("notification_id", String(120), nullable=False),
     Column("alert_id", String(120), nullable=False),
@@ -62,7 +64,8 @@ Index("ix_deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at)
 Index("ix_deliveries_sub", deliveries.c.subscription_id, deliveries.c.status)
 
 attempts = Table(
-    "delivery_attempts", metadata,
+    "delivery_attempts",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("delivery_id", String(200), nullable=False, index=True),
     Column("at", Float, nullable=False),
@@ -73,7 +76,8 @@ attempts = Table(
 )
 
 endpoints = Table(
-    "delivery_endpoints", metadata,
+    "delivery_endpoints",
+    metadata,
     Column("endpoint", String(500), primary_key=True),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("reason", Text),
@@ -152,11 +156,15 @@ def _columns() -> list[Any]:
     return [deliveries.c[k] for k in Delivery.__slots__]
 
 
-async def claim(store: Store, now: float, lease: float, limit: int,
-                skip_endpoints: Iterable[str] = ()) -> list[Delivery]:
+async def claim(
+    store: Store, now: float, lease: float, limit: int, skip_endpoints: Iterable[str] = ()
+) -> list[Delivery]:
     """Take up to `limit` due rows (not email digests), leasing them until now + lease."""
-    cond = and_(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now,
-                ~and_(deliveries.c.digest, deliveries.c.channel == "email"))
+    cond = and_(
+        deliveries.c.status == "pending",
+        deliveries.c.next_attempt_at <= now,
+        ~and_(deliveries.c.digest, deliveries.c.channel == "email"),
+    )
     skip = list(skip_endpoints)
     if skip:
         cond = and_(cond, deliveries.c.endpoint.not_in(skip))
@@ -164,9 +172,11 @@ async def claim(store: Store, now: float, lease: float, limit: int,
 
 
 async def claim_digests(store: Store, now: float, lease: float, limit: int = 500) -> list[Delivery]:
-    """Take every due email digest row (the worker groups them per subscription)."""
-    cond = and_(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now,
-                deliveries.c.digest, deliveries.c.channel == "email")
+    """Take the email digest rows of subscriptions whose digest is due, with rows queued after the boundary
+    (a digest sends all it has); the worker groups them per subscription."""
+    digest = and_(deliveries.c.status == "pending", deliveries.c.digest, deliveries.c.channel == "email")
+    due = select(deliveries.c.subscription_id).where(and_(digest, deliveries.c.next_attempt_at <= now))
+    cond = and_(digest, deliveries.c.subscription_id.in_(due.scalar_subquery()))
     return await _lease(store, cond, now + lease, limit)
 
 
@@ -174,8 +184,12 @@ async def _lease(store: Store, cond: Any, until: float, limit: int) -> list[Deli
     sub = select(deliveries.c.id).where(cond).order_by(deliveries.c.next_attempt_at).limit(limit)
     if not store.is_sqlite:
         sub = sub.with_for_update(skip_locked=True)
-    stmt = (update(deliveries).where(deliveries.c.id.in_(sub.scalar_subquery()))
-            .values(next_attempt_at=until).returning(*_columns()))
+    stmt = (
+        update(deliveries)
+        .where(deliveries.c.id.in_(sub.scalar_subquery()))
+        .values(next_attempt_at=until)
+        .returning(*_columns())
+    )
     try:
         async with store.engine.begin() as conn:
             return [_row(r) for r in await conn.execute(stmt)]
@@ -183,31 +197,44 @@ async def _lease(store: Store, cond: Any, until: float, limit: int) -> list[Deli
         raise StoreError(f"claim deliveries: {exc.__class__.__name__}: {exc}") from exc
 
 
+_RECORD = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), attempts=bindparam("b_attempts"), updated_at=bindparam("b_at"),
+            next_attempt_at=bindparam("b_next"), last_status=bindparam("b_http"),
+            last_error=bindparam("b_error"), delivered_at=bindparam("b_done"))
+)
+_DEFER = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(next_attempt_at=bindparam("b_next"))
+)
+
+
 async def record(store: Store, outcomes: Sequence[Outcome]) -> None:
     """Write a batch of attempt outcomes: the rows' new state and the attempt log, in one transaction."""
-    if not outcomes:
-        return
+    done = [o for o in outcomes if o.outcome != "deferred"]
+    deferred = [{"b_id": o.delivery_id, "b_next": o.next_attempt_at}
+                for o in outcomes if o.outcome == "deferred"]
+    rows = [{"b_id": o.delivery_id, "b_status": o.status, "b_attempts": o.attempts, "b_at": o.at,
+             "b_next": o.next_attempt_at, "b_http": o.http_status, "b_error": o.error,
+             "b_done": o.at if o.status == "delivered" else None} for o in done]
+    logged = [{"delivery_id": o.delivery_id, "at": o.at, "outcome": o.outcome, "http_status": o.http_status,
+               "latency": o.latency, "error": o.error} for o in done]
     try:
         async with store.engine.begin() as conn:
-            for o in outcomes:
-                values: dict[str, Any] = {"status": o.status, "attempts": o.attempts, "updated_at": o.at,
-                                          "next_attempt_at": o.next_attempt_at}
-                if o.outcome != "deferred":
-                    values.update(last_status=o.http_status, last_error=o.error)
-                if o.status == "delivered":
-                    values["delivered_at"] = o.at
-                await conn.execute(update(deliveries).where(deliveries.c.id == o.delivery_id).values(**values))
-            logged = [{"delivery_id": o.delivery_id, "at": o.at, "outcome": o.outcome,
-                       "http_status": o.http_status, "latency": o.latency, "error": o.error}
-                      for o in outcomes if o.outcome != "deferred"]
-            if logged:
+            if rows:
+                await conn.execute(_RECORD, rows)
                 await conn.execute(attempts.insert(), logged)
+            if deferred:
+                await conn.execute(_DEFER, deferred)
     except SQLAlchemyError as exc:
         raise StoreError(f"record deliveries: {exc.__class__.__name__}: {exc}") from exc
 
 
-async def list_deliveries(store: Store, *, status: str | None = None, subscription: str | None = None,
-                          limit: int = 100) -> list[Delivery]:
+async def list_deliveries(
+    store: Store, *, status: str | None = None, subscription: str | None = None, limit: int = 100
+) -> list[Delivery]:
     """Most recent deliveries first, optionally filtered."""
     stmt = select(*_columns()).order_by(deliveries.c.created_at.desc()).limit(limit)
     if status:
@@ -225,9 +252,16 @@ async def attempt_log(store: Store, delivery: str) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in await conn.execute(stmt)]
 
 
-async def replay(store: Store, now: float, *, delivery: str | None = None, subscription: str | None = None,
-                 since: float | None = None, everything: bool = False) -> int:
-    """Put dead deliveries back in the queue (same notification id); re-enables their endpoints. Returns a count."""
+async def replay(
+    store: Store,
+    now: float,
+    *,
+    delivery: str | None = None,
+    subscription: str | None = None,
+    since: float | None = None,
+    everything: bool = False,
+) -> int:
+    """Put dead deliveries back in the queue (same notification id), re-enabling their endpoints; a count."""
     if not (delivery or subscription or since is not None or everything):
         raise ValueError("replay needs a filter: a delivery id, a subscription, a time, or everything")
     cond = deliveries.c.status == "dead"
@@ -240,11 +274,17 @@ async def replay(store: Store, now: float, *, delivery: str | None = None, subsc
     try:
         async with store.engine.begin() as conn:
             eps = [r[0] for r in await conn.execute(select(deliveries.c.endpoint).where(cond).distinct())]
-            res = await conn.execute(update(deliveries).where(cond).values(
-                status="pending", attempts=0, next_attempt_at=now, updated_at=now))
+            res = await conn.execute(
+                update(deliveries)
+                .where(cond)
+                .values(status="pending", attempts=0, next_attempt_at=now, updated_at=now)
+            )
             if eps:
-                await conn.execute(update(endpoints).where(endpoints.c.endpoint.in_(eps))
-                                   .values(disabled=False, reason="replayed", updated_at=now))
+                await conn.execute(
+                    update(endpoints)
+                    .where(endpoints.c.endpoint.in_(eps))
+                    .values(disabled=False, reason="replayed", updated_at=now)
+                )
             return int(res.rowcount or 0)
     except SQLAlchemyError as exc:
         raise StoreError(f"replay deliveries: {exc.__class__.__name__}: {exc}") from exc
@@ -252,17 +292,24 @@ async def replay(store: Store, now: float, *, delivery: str | None = None, subsc
 
 async def disable_endpoint(store: Store, endpoint: str, reason: str, now: float) -> None:
     """Mark an endpoint disabled (410 Gone); its deliveries dead-letter until replayed."""
-    stmt = insert_ignore(store, endpoints).values(endpoint=endpoint, disabled=True, reason=reason, updated_at=now)
+    stmt = insert_ignore(store, endpoints).values(
+        endpoint=endpoint, disabled=True, reason=reason, updated_at=now
+    )
     async with store.engine.begin() as conn:
         await conn.execute(stmt)
-        await conn.execute(update(endpoints).where(endpoints.c.endpoint == endpoint)
-                           .values(disabled=True, reason=reason, updated_at=now))
+        await conn.execute(
+            update(endpoints)
+            .where(endpoints.c.endpoint == endpoint)
+            .values(disabled=True, reason=reason, updated_at=now)
+        )
 
 
 async def disabled_endpoints(store: Store) -> dict[str, str]:
     """Disabled endpoints and why."""
     async with store.engine.connect() as conn:
-        rows = await conn.execute(select(endpoints.c.endpoint, endpoints.c.reason).where(endpoints.c.disabled))
+        rows = await conn.execute(
+            select(endpoints.c.endpoint, endpoints.c.reason).where(endpoints.c.disabled)
+        )
         return {r[0]: r[1] or "" for r in rows}
 
 
@@ -276,6 +323,7 @@ async def counts(store: Store) -> dict[str, int]:
 async def next_due(store: Store) -> float | None:
     """When the earliest pending delivery is due, or None when nothing is pending."""
     async with store.engine.connect() as conn:
-        value = await conn.scalar(select(func.min(deliveries.c.next_attempt_at))
-                                  .where(deliveries.c.status == "pending"))
+        value = await conn.scalar(
+            select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == "pending")
+        )
         return float(value) if value is not None else None

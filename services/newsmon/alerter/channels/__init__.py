@@ -1,0 +1,1 @@
+"""Delivery channels: webhook (Standard Webhooks, Slack, Teams) and email."""

@@ -1,0 +1,201 @@
+"""The Kafka engine (aiokafka): idempotent producer with acks=all, consumer groups with manual commits.
+
+Topics are created (idempotently, through the admin client) at start and on first use, with `partitions`
+partitions. Every aiokafka error is translated to BusError here; a commit refused because the group rebalanced
+is a non-retriable BusError (the messages go to the partition's new owner, at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from newsmon import log
+from newsmon.bus.base import Consumer, Message
+from newsmon.errors import BusError
+
+_log = log.get(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
+JOIN_TIMEOUT = 60.0  # seconds a new consumer waits for its first assignment
+
+
+@asynccontextmanager
+async def translated(what: str) -> AsyncIterator[None]:
+    """Turn aiokafka/network errors into BusError; a rebalance-refused commit is not retriable."""
+    try:
+        yield
+    except (CommitFailedError, IllegalStateError) as exc:
+        err = BusError(f"kafka {what}: {exc}")
+        err.retriable = False
+        raise err from exc
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise BusError(f"kafka {what}: {exc!r}") from exc
+
+
+class KafkaBus:
+    """Publishes with an idempotent producer; `consumer()` joins a consumer group."""
+
+    def __init__(self, bootstrap_servers: Sequence[str], *, partitions: int = 4, replication_factor: int = 1,
+                 client_id: str = "newsmon", topics: Sequence[str] = (),
+                 session_timeout: float = 10.0) -> None:
+        self.bootstrap = ",".join(bootstrap_servers)
+        self.partitions, self.replication_factor, self.client_id = partitions, replication_factor, client_id
+        self.session_timeout = session_timeout
+        self._initial_topics = list(topics)
+        self._known: set[str] = set()
+        self._topic_lock = asyncio.Lock()
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id=self.client_id, acks="all",
+                                    enable_idempotence=True)
+        async with translated("producer start"):
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+        self._producer = producer
+        await self.ensure_topics(self._initial_topics)
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            async with translated("producer stop"):
+                await producer.stop()
+
+    async def ping(self) -> bool:
+        try:
+            async with self._admin() as admin:
+                return bool((await admin.describe_cluster()).get("brokers"))
+        except BusError:
+            return False
+
+    async def publish(self, topic: str, value: bytes, key: bytes | None = None,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Send and wait for the acknowledgement of all in-sync replicas."""
+        if self._producer is None:
+            raise BusError("kafka bus is not started")
+        await self.ensure_topics([topic])
+        async with translated(f"publish to {topic}"):
+            await self._producer.send_and_wait(topic, value, key=key, headers=list(headers) or None)
+
+    def consumer(self, topics: Sequence[str], group: str) -> Consumer:
+        return KafkaConsumer(self, list(topics), group)
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create the topics not seen yet; 'already exists' is success."""
+        missing = [t for t in dict.fromkeys(topics) if t not in self._known]
+        if not missing:
+            return
+        async with self._topic_lock, self._admin() as admin, translated("create topics"):
+            response: Any = await admin.create_topics(
+                [NewTopic(t, self.partitions, self.replication_factor) for t in missing])
+            for topic, code, message in response.topic_errors:
+                if code not in (0, TOPIC_ALREADY_EXISTS):
+                    raise BusError(f"kafka create topic {topic}: error {code}: {message}")
+                self._known.add(topic)
+
+    @asynccontextmanager
+    async def _admin(self) -> AsyncIterator[AIOKafkaAdminClient]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=f"{self.client_id}-admin")
+        async with translated("admin"):
+            try:
+                await admin.start()
+            except BaseException:
+                await admin.close()
+                raise
+        try:
+            yield admin
+        finally:
+            await admin.close()
+
+
+class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Sets an event after every rebalance, so start() returns only once the member has joined."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.joined = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        _log.info("bus.assigned", group=self.group,
+                  partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+        self.joined.set()
+
+
+class KafkaConsumer:
+    """A consumer-group member; offsets are committed only through commit()."""
+
+    def __init__(self, bus: KafkaBus, topics: list[str], group: str) -> None:
+        self.bus, self.topics, self.group = bus, topics, group
+        session_ms = int(bus.session_timeout * 1000)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bus.bootstrap, client_id=bus.client_id, group_id=group,
+            enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(100, session_ms // 4))
+        self._listener = _Assigned(group)
+
+    async def start(self) -> None:
+        """Join the group; returns after the first assignment (empty when members outnumber partitions)."""
+        await self.bus.ensure_topics(self.topics)
+        try:
+            async with translated(f"consumer start ({self.group})"):
+                await self._consumer.start()
+                self._consumer.subscribe(self.topics, listener=self._listener)
+            try:  # aiokafka joins in a background task; wait, so lag() and until_idle see our partitions
+                await asyncio.wait_for(self._listener.joined.wait(), JOIN_TIMEOUT)
+            except TimeoutError:
+                raise BusError(f"kafka group {self.group}: no assignment in {JOIN_TIMEOUT:.0f}s") from None
+        except BaseException:
+            await self._consumer.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Leave the group (uncommitted messages go to the next owner)."""
+        async with translated(f"consumer stop ({self.group})"):
+            await self._consumer.stop()
+
+    async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:  # noqa: ASYNC109
+        async with translated(f"fetch ({self.group})"):
+            batches = await self._consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_records)
+        return [Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp,
+                        tuple((k, bytes(v)) for k, v in (r.headers or ())))
+                for records in batches.values() for r in records]
+
+    async def commit(self, messages: Sequence[Message]) -> None:
+        """Commit the offset after the last given message of each partition."""
+        offsets: dict[TopicPartition, int] = {}
+        for m in messages:
+            tp = TopicPartition(m.topic, m.partition)
+            offsets[tp] = max(offsets.get(tp, 0), m.offset + 1)
+        if offsets:
+            async with translated(f"commit ({self.group})"):
+                await self._consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
+
+    async def lag(self) -> int:
+        """End offsets minus the group's committed offsets, over this member's partitions."""
+        assigned = list(self._consumer.assignment())
+        async with translated(f"lag ({self.group})"):
+            # The high watermark of the last fetch costs no request; asking the broker (ListOffsets) would
+            # queue behind the fetcher's long poll on the same connection.
+            ends = {tp: self._consumer.highwater(tp) for tp in assigned}
+            unknown = [tp for tp, end in ends.items() if end is None]
+            if unknown:
+                ends.update(await self._consumer.end_offsets(unknown))
+            committed = {tp: await self._consumer.committed(tp) for tp in assigned}
+            never = [tp for tp, c in committed.items() if c is None]
+            if never:
+                committed.update(await self._consumer.beginning_offsets(never))
+        return sum(max(0, (ends[tp] or 0) - (committed[tp] or 0)) for tp in assigned)

@@ -1,0 +1,193 @@
+"""The classifier engine: packs + gazetteer in one automaton; classify = detect, normalize, scan, score.
+
+Score of a topic whose query holds: 1 - exp(-raw / scale), where raw sums, over the distinct terms the query
+used positively (only those of its `score_groups` when it has some), the field weight (title 2, text 1 by
+default) plus a quarter per repeat (at most 4). A topic is listed only when its query holds and its score
+reaches its threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from newsmon.classifier import gazetteer, lang, packs
+from newsmon.classifier import query as q
+from newsmon.classifier.matcher import Automaton, Evaluation, Hits, Query
+from newsmon.classifier.normalize import normalize, offset_map, to_original
+from newsmon.errors import ConfigError
+from newsmon.events import Entity, Span, TopicMatch
+
+if TYPE_CHECKING:
+    from newsmon.settings import Settings
+
+MAX_SPANS = 10
+MAX_TERMS_SHOWN = 20
+LEAD = 160  # characters of text that stand for a missing title
+
+
+@dataclass
+class Classification:
+    """What the engine found in one article."""
+
+    lang: str | None
+    matches: list[TopicMatch]
+    places: list[Entity] = field(default_factory=list)
+    actors: list[Entity] = field(default_factory=list)
+    # every topic whose query held, over or under its threshold (preview, eval)
+    scores: dict[str, TopicMatch] = field(default_factory=dict)
+
+
+class Engine:
+    """Compiled topics and gazetteer; `classify` is pure and thread-compatible (no shared mutable state)."""
+
+    def __init__(self, loaded: packs.Packs, gaz: gazetteer.Gazetteer) -> None:
+        self.packs = loaded
+        self.gazetteer = gaz
+        self.auto = Automaton()
+        self._entity_of: dict[int, list[str]] = {}
+        for eid, names in gaz.names.items():
+            for name in names:
+                tid = self.auto.add(_exact(name))
+                self._entity_of.setdefault(tid, []).append(eid)
+        groups = {name: frozenset(self.auto.add(t) for t in loaded.expand(name, (), "group @" + name))
+                  for name in loaded.groups}
+        self.queries: dict[str, Query] = {}
+        # Topics with score_groups score only the terms of those groups (the query still decides relevance).
+        self._scored: dict[str, frozenset[int] | None] = {
+            t.id: frozenset().union(*(groups[g] for g in t.score_groups)) if t.score_groups else None
+            for t in loaded.topics.values()}
+        for topic in loaded.topics.values():
+            for leaf in q.walk_terms(topic.ast):
+                if isinstance(leaf, q.Term):
+                    self.auto.add(leaf)
+            self.queries[topic.id] = Query(topic.ast, self.auto, groups)
+        self.auto.compile()
+        self._labels = [t.text + ("*" if t.prefix else "") for t in self.auto.terms]
+
+    @property
+    def topics(self) -> list[packs.Topic]:
+        return list(self.packs.topics.values())
+
+    def classify(self, title: str, text: str, lang: str | None = None,
+                 all_spans: bool = False) -> Classification:
+        """Classify one article; only topics over their threshold are in `matches` (and have spans)."""
+        fields = {"title": self.auto.scan(normalize(title)), "text": self.auto.scan(normalize(text))}
+        detected = lang or _detect(title, text)
+        places, actors = self._entities(fields)
+        originals = {"title": title, "text": text}
+        scores: dict[str, TopicMatch] = {}
+        ev = Evaluation(fields)
+        hit_tids = set(fields["title"].spans) | set(fields["text"].spans)
+        for tid, query in self.queries.items():
+            topic = self.packs.topics[tid]
+            ev.used = set()
+            if not hit_tids or not query.may_hold(hit_tids) or not query.evaluate(ev):
+                continue
+            scores[tid] = self._explain(topic, ev, originals, all_spans)
+        matches = [m for tid, m in scores.items() if m.score >= self.packs.topics[tid].threshold]
+        matches.sort(key=lambda m: -m.score)
+        return Classification(detected, matches, places, actors, scores)
+
+    def _entities(self, fields: dict[str, Hits]) -> tuple[list[Entity], list[Entity]]:
+        counts: dict[str, int] = {}
+        for hits in fields.values():
+            for tid, spans in hits.spans.items():
+                for eid in self._entity_of.get(tid, ()):
+                    counts[eid] = counts.get(eid, 0) + len(spans)
+        ranked = [self.gazetteer.entities[e] for e in sorted(counts, key=lambda e: -counts[e])]
+        return [e for e in ranked if e.kind == "place"], [e for e in ranked if e.kind == "actor"]
+
+    def _explain(self, topic: packs.Topic, ev: Evaluation, originals: dict[str, str],
+                 all_spans: bool) -> TopicMatch:
+        counts: dict[str, list[str]] = {}
+        used = sorted(ev.used)
+        for f, tid in used:
+            n = len(ev.fields[f].spans[tid])
+            counts.setdefault(self._labels[tid], []).append(f if n == 1 else f"{f} x{n}")
+        contrib = self._contributions(topic, ev, used, untitled=not originals["title"].strip())
+        raw = sum(contrib.values())
+        score = round(1 - math.exp(-raw / topic.scale), 4)
+        over = score >= topic.threshold
+        fields = {f: round(score * v / raw, 4) for f, v in contrib.items()} if raw else {}
+        shown = list(counts.items())[:MAX_TERMS_SHOWN]
+        more = f" and {len(counts) - len(shown)} more" if len(counts) > len(shown) else ""
+        found = "; ".join(f"{t} ({', '.join(w)})" for t, w in shown)
+        explanation = (f"query of {topic.id} holds; {len(counts)} term(s): {found}{more}; "
+                       f"score {score} {'over' if over else 'under'} threshold {topic.threshold}")
+        spans = self._spans(used, ev, originals) if over or all_spans else []
+        return TopicMatch(topic=topic.id, title=topic.title, severity=topic.severity, score=score,
+                          terms=list(counts), spans=spans, fields=fields, explanation=explanation)
+
+    def _contributions(self, topic: packs.Topic, ev: Evaluation, used: list[tuple[str, int]],
+                       untitled: bool) -> dict[str, float]:
+        """Field weight per scored term, plus a quarter per repeat (max 4).
+
+        A place in the text counts once (a word hit by two terms, say `topple` and `toppled`, is one piece of
+        evidence). Without a title, the lead (the first LEAD characters of the text) weighs as a title.
+        """
+        scored = self._scored[topic.id]
+        claimed: set[tuple[str, int]] = set()
+        contrib: dict[str, float] = {}
+        for f, tid in used:
+            if scored is not None and tid not in scored:
+                continue
+            starts = {(f, s) for s, _ in ev.fields[f].spans[tid]} - claimed
+            if not starts:
+                continue
+            claimed |= starts
+            lead = untitled and f == "text" and min(s for _, s in starts) < LEAD
+            weight = topic.weights.get("title" if lead else f, 1.0)
+            contrib[f] = contrib.get(f, 0.0) + weight * (1 + 0.25 * min(len(starts) - 1, 4))
+        return contrib
+
+    def _spans(self, used: list[tuple[str, int]], ev: Evaluation, originals: dict[str, str]) -> list[Span]:
+        """The first occurrence of each used term (title first, then text order), at most MAX_SPANS."""
+        omaps = {f: offset_map(originals[f]) for f in {f for f, _ in used}}
+        firsts = sorted((f != "title", ev.fields[f].spans[tid][0], f, tid) for f, tid in used)[:MAX_SPANS]
+        spans = []
+        for _, (s, e), f, tid in firsts:
+            os_, oe = to_original(omaps[f], s, e)
+            # model_construct: values are built here and valid; validation would dominate the cost
+            spans.append(Span.model_construct(field=f, start=os_, end=oe, term=self._labels[tid],
+                                              text=originals[f][os_:oe]))
+        return spans
+
+    def preview(self, title: str, text: str, lang: str | None = None,
+                draft_topic_toml: str | None = None) -> Classification:
+        """Classify with an extra draft pack (groups, topics); `scores` has every topic whose query held."""
+        engine = self
+        if draft_topic_toml is not None:
+            loaded = packs.Packs(dict(self.packs.groups), dict(self.packs.topics))
+            ids = packs.load_text(loaded, draft_topic_toml, "draft")
+            if not ids:
+                raise ConfigError("draft: no [[topics]] entry")
+            loaded.check()
+            engine = Engine(loaded, self.gazetteer)
+        return engine.classify(title, text, lang, all_spans=True)
+
+
+def _exact(name: str) -> q.Term:
+    term = q.parse_term(name, "gazetteer", exact=True)
+    assert isinstance(term, q.Term)
+    return term
+
+
+def _detect(title: str, text: str) -> str | None:
+    return lang.detect(title, text)
+
+
+def load_engine(settings: Settings | None = None, extra_topic_dirs: Sequence[Path] = ()) -> Engine:
+    """Built-in packs, then `settings.classifier.topics_dirs`, then `extra_topic_dirs` (later ids replace)."""
+    loaded = packs.Packs()
+    gaz = gazetteer.load()
+    loaded.groups.update({name: [_exact(n) for n in names] for name, names in gaz.groups.items()})
+    dirs = [packs.BUILTIN_DIR]
+    if settings is not None:
+        dirs += list(settings.classifier.topics_dirs)
+    packs.load_paths(loaded, dirs + list(extra_topic_dirs))
+    loaded.check()
+    return Engine(loaded, gaz)

@@ -1,0 +1,233 @@
+"""One Aho-Corasick automaton for every term of every topic and gazetteer name; queries run on the hits.
+
+Hits are kept only at Unicode word boundaries. An Arabic term may follow proclitics (و ف ب ل ك ال and their
+combinations) inside the same word; a term without `*` must end where the word ends, so `حلب` hits `وحلب` and
+`لحلب` but not `الحلبي`. English words also match simple inflections (-s, -es, -ed, -ing, -ies, -ied).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import ahocorasick
+
+from newsmon.classifier import query as q
+from newsmon.classifier.normalize import PROCLITICS, is_arabic, strip_article
+
+_VOWELS = set("aeiou")
+
+
+def inflections(word: str) -> set[str]:
+    """Simple English inflections of a lower-case word (over-generation only adds patterns)."""
+    if len(word) < 3 or not word.isascii() or not word.isalpha():
+        return set()
+    out = {word + "s", word + "es", word + "ed", word + "ing"}
+    if word.endswith("e"):
+        out |= {word + "d", word[:-1] + "ing"}
+    if word.endswith("y") and word[-2] not in _VOWELS:
+        out |= {word[:-1] + "ies", word[:-1] + "ied"}
+    if len(word) <= 6 and word[-1] not in _VOWELS | {"w", "x", "y"} and word[-2] in _VOWELS \
+            and word[-3] not in _VOWELS:
+        out |= {word + word[-1] + "ed", word + word[-1] + "ing"}
+    return out
+
+
+@dataclass
+class Hits:
+    """Hits of one field: term index → [(start, end)] in the normalized text."""
+
+    norm: str
+    spans: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+
+
+class Automaton:
+    """Terms registered once (deduplicated), compiled into one automaton."""
+
+    def __init__(self) -> None:
+        self.terms: list[q.Term] = []
+        self._index: dict[q.Term, int] = {}
+        self._auto: ahocorasick.Automaton = ahocorasick.Automaton()
+        # pattern → (length of its leading space + proclitic, length of its trailing space, term indices)
+        self._patterns: dict[str, tuple[int, int, list[int]]] = {}
+
+    def add(self, term: q.Term) -> int:
+        """Register a term; returns its index."""
+        tid = self._index.get(term)
+        if tid is not None:
+            return tid
+        tid = len(self.terms)
+        self.terms.append(term)
+        self._index[term] = tid
+        trail = "" if term.prefix else " "
+        for form in self._forms(term):
+            leads = _ARABIC_LEADS if is_arabic(form) else (" ",)
+            for lead in leads:
+                entry = self._patterns.setdefault(lead + form + trail, (len(lead), len(trail), []))
+                entry[2].append(tid)
+        return tid
+
+    def index(self, term: q.Term) -> int:
+        return self._index[term]
+
+    @staticmethod
+    def _forms(term: q.Term) -> set[str]:
+        text = term.text
+        if is_arabic(text):
+            return {strip_article(text)}
+        out = {text}
+        if not term.prefix and not term.exact:
+            head, _, last = text.rpartition(" ")
+            out |= {(head + " " + v if head else v) for v in inflections(last)}
+        return out
+
+    def compile(self) -> None:
+        auto = ahocorasick.Automaton()
+        for pattern, (lead, trail, tids) in self._patterns.items():
+            auto.add_word(pattern, (len(pattern), lead, trail, tuple(tids)))
+        if len(auto):
+            auto.make_automaton()
+        self._auto = auto
+
+    def scan(self, norm: str) -> Hits:
+        """All hits at word boundaries in one normalized text (boundaries are spaces after normalization,
+        matched inside the automaton: patterns carry their spaces, Arabic ones their proclitics)."""
+        hits = Hits(norm)
+        if not len(self._auto) or not norm:
+            return hits
+        spans = hits.spans
+        for end, (plen, lead, trail, tids) in self._auto.iter(" " + norm + " "):
+            span = (end - plen + lead, end - trail)  # -1 for the leading pad on both ends
+            for tid in tids:
+                spans.setdefault(tid, []).append(span)
+        return hits
+
+
+# A term in Arabic script may follow a leading space and any proclitic combination.
+_ARABIC_LEADS = (" ", *(" " + p for p in sorted(PROCLITICS)))
+
+
+@dataclass
+class Evaluation:
+    """The fields' hits and which term indices the query used positively."""
+
+    fields: dict[str, Hits]
+    used: set[tuple[str, int]] = field(default_factory=set)
+    # Positions per (leaf, scope), shared by every topic evaluated on this article (groups recur in topics).
+    positions: dict[tuple[q.Term | q.Group, tuple[str, ...]], list[tuple[str, int, int, int]]] = field(
+        default_factory=dict)
+
+
+class Query:
+    """A compiled query: groups expanded to term-index sets."""
+
+    def __init__(self, node: q.Node, auto: Automaton, groups: dict[str, frozenset[int]]) -> None:
+        self.node = node
+        self.auto = auto
+        self.groups = groups
+        # Terms of which at least one must hit for the query to hold (None: no such set, e.g. a pure NOT).
+        self.required = self._required(node)
+
+    def _required(self, node: q.Node) -> frozenset[int] | None:
+        if isinstance(node, q.Group):
+            return self.groups[node.name]
+        if isinstance(node, q.Term):
+            return frozenset((self.auto.index(node),))
+        if isinstance(node, q.Field):
+            return self._required(node.child)
+        if isinstance(node, q.Not):
+            return None
+        parts = [self._required(c) for c in node.children]
+        if isinstance(node, q.Or):
+            return None if any(p is None for p in parts) else frozenset().union(*parts)  # type: ignore[arg-type]
+        known = [p for p in parts if p is not None]  # And, Near: every operand must hold
+        return min(known, key=len) if known else None
+
+    def may_hold(self, hit_tids: set[int]) -> bool:
+        """False when the query cannot hold (none of its required terms hit): skips evaluating it."""
+        return self.required is None or not self.required.isdisjoint(hit_tids)
+
+    def _found(self, node: q.Term | q.Group, spans: dict[int, list[tuple[int, int]]]) -> Iterable[int]:
+        if isinstance(node, q.Group):
+            group = self.groups[node.name]
+            return group.intersection(spans) if len(spans) < len(group) else [t for t in spans if t in group]
+        tid = self.auto.index(node)
+        return (tid,) if tid in spans else ()
+
+    def evaluate(self, ev: Evaluation) -> bool:
+        return self._eval(self.node, tuple(ev.fields), ev, True)
+
+    def _eval(self, node: q.Node, scope: tuple[str, ...], ev: Evaluation, positive: bool) -> bool:
+        if isinstance(node, q.Term | q.Group):
+            found = False
+            for f in scope:
+                for tid in self._found(node, ev.fields[f].spans):
+                    found = True
+                    if not positive:
+                        return True
+                    ev.used.add((f, tid))
+            return found
+        if isinstance(node, q.Field):
+            return self._eval(node.child, (node.field,), ev, positive)
+        if isinstance(node, q.Not):
+            return not self._eval(node.child, scope, ev, False)
+        if isinstance(node, q.And):
+            return all(self._eval(c, scope, ev, positive) for c in node.children)
+        if isinstance(node, q.Or):
+            results = [self._eval(c, scope, ev, positive) for c in node.children]
+            return any(results)
+        return self._near(node, scope, ev, positive)
+
+    def _positions(self, node: q.Node, scope: tuple[str, ...],
+                   ev: Evaluation) -> list[tuple[str, int, int, int]]:
+        """(field, start, end, term) of every hit of a NEAR operand, sorted."""
+        if isinstance(node, q.Field):
+            return self._positions(node.child, (node.field,), ev)
+        if isinstance(node, q.Or | q.Near):
+            return sorted(p for c in node.children for p in self._positions(c, scope, ev))
+        assert isinstance(node, q.Term | q.Group)
+        cached = ev.positions.get((node, scope))
+        if cached is not None:
+            return cached
+        out: list[tuple[str, int, int, int]] = []
+        ev.positions[(node, scope)] = out
+        for f in scope:
+            spans = ev.fields[f].spans
+            for tid in self._found(node, spans):
+                out.extend((f, s, e, tid) for s, e in spans[tid])
+        out.sort()
+        return out
+
+    def _near(self, node: q.Near, scope: tuple[str, ...], ev: Evaluation, positive: bool) -> bool:
+        first = self._positions(node.children[0], scope, ev)
+        if not first:
+            return False
+        every = [first]
+        for child in node.children[1:]:
+            other = self._positions(child, scope, ev)
+            if not other or not _any_within(first, other, node.distance, ev.fields):
+                return False
+            every.append(other)
+        if positive:  # the explanation lists every hit of the operands (cheaper than tracking exact pairs)
+            ev.used.update((f, tid) for positions in every for f, _, _, tid in positions)
+        return True
+
+
+def _any_within(first: list[tuple[str, int, int, int]], other: list[tuple[str, int, int, int]], distance: int,
+                fields: dict[str, Hits]) -> bool:
+    """Whether a hit of `first` has another hit of `other` at most `distance` words away (fewer than
+    `distance` words between them, same field). A character window picks candidates; counting the words
+    between them decides."""
+    window = (distance + 2) * 40
+    for f, s, e, tid in first:
+        lo = bisect.bisect_left(other, (f, s - window))
+        for of, os_, oe, otid in other[lo:]:
+            if of != f or os_ > e + window:
+                break
+            if (os_, otid) == (s, tid):
+                continue
+            gap = fields[f].norm[e:os_] if os_ >= e else fields[f].norm[oe:s] if s >= oe else ""
+            if len(gap.split()) < distance:
+                return True
+    return False

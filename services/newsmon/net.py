@@ -1,0 +1,286 @@
+"""The one guarded HTTP client for every outbound request (feeds and webhooks).
+
+Guards: every TCP connection resolves the host itself and refuses loopback, private, link-local, metadata and
+other non-global addresses (unless `http.allow_private_networks`), then connects to the checked address, so
+DNS rebinding cannot slip past; httpx never follows redirects (callers follow them hop by hop, each hop
+passing the same guard); connect/read/write timeouts; a body-size cap and a decompressed-size cap. httpx and
+httpcore errors are translated into `newsmon.errors` here, so they never leak to the services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import zlib
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import brotli
+import httpcore
+import httpx
+
+from newsmon.errors import BlockedAddress, FetchError, FetchTimeout, NewsmonError, TooLarge
+from newsmon.settings import HttpSettings
+
+ACCEPT_ENCODING = "gzip, deflate, br"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_blocked(address: str) -> bool:
+    """True for addresses a public client must not reach (loopback, private, link-local, metadata...)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address):
+        mapped = ip.ipv4_mapped or ip.sixtofour
+        if mapped is not None:
+            ip = mapped
+    return not ip.is_global or ip.is_multicast
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves, checks every address, then connects to a checked address (not the name)."""
+
+    def __init__(
+        self, inner: httpcore.AsyncNetworkBackend, allow_private: bool, exempt: frozenset[str]
+    ) -> None:
+        self._inner = inner
+        self._allow_private = allow_private
+        self._exempt = exempt
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await _resolve(host, port, timeout)
+        if not self._allow_private and f"{host}:{port}" not in self._exempt:
+            blocked = [a for a in addresses if is_blocked(a)]
+            if blocked:
+                raise BlockedAddress(
+                    f"{host} resolves to a non-public address ({blocked[0]}); "
+                    "set http.allow_private_networks to allow it"
+                )
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise BlockedAddress("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+async def _resolve(host: str, port: int, limit: float | None) -> list[str]:
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return [host]
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(limit):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError:
+        raise httpcore.ConnectTimeout(f"DNS lookup of {host} timed out") from None
+    except OSError as exc:
+        raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror or exc}") from None
+    ordered = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not ordered:
+        raise httpcore.ConnectError(f"cannot resolve {host}")
+    return ordered
+
+
+def translate(exc: Exception, url: object = "") -> NewsmonError:
+    """An httpx/httpcore exception as one of ours (the only place that knows httpx's tree)."""
+    where = f" ({url})" if url else ""
+    if isinstance(exc, NewsmonError):
+        return exc
+    if isinstance(exc, httpx.TimeoutException | httpcore.TimeoutException | TimeoutError):
+        return FetchTimeout(f"timed out: {exc.__class__.__name__}{where}")
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        err = FetchError(f"invalid URL: {exc}{where}")
+        err.retriable = False
+        return err
+    detail = str(exc) or exc.__class__.__name__
+    return FetchError(f"{exc.__class__.__name__}: {detail}{where}")
+
+
+class _TranslatingStream(httpx.AsyncByteStream):
+    """A response stream whose read errors come out as newsmon errors."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, url: httpx.URL) -> None:
+        self._inner = inner
+        self._url = url
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except (httpx.HTTPError, httpcore.NetworkError, httpcore.TimeoutException) as exc:
+            raise translate(exc, self._url) from exc
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _TranslatingTransport(httpx.AsyncBaseTransport):
+    """Wraps httpx's transport: foreign errors become ours, at the boundary."""
+
+    def __init__(self, inner: httpx.AsyncHTTPTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self._inner.handle_async_request(request)
+        except (httpx.HTTPError, httpcore.NetworkError, httpcore.TimeoutException) as exc:
+            raise translate(exc, request.url) from exc
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        return httpx.Response(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=_TranslatingStream(response.stream, request.url),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def create_client(
+    http: HttpSettings,
+    *,
+    timeout: float | None = None,
+    max_connections: int = 256,
+    exempt: frozenset[str] = frozenset(),
+) -> httpx.AsyncClient:
+    """The guarded async client; redirects are not followed (callers check and follow each hop).
+
+    `exempt` names "host:port" origins allowed although private (an operator allowlist; tests).
+    """
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30
+    )
+    inner = httpx.AsyncHTTPTransport(limits=limits, retries=0)
+    # httpx has no public hook for the network backend; the pool reads this attribute per new connection.
+    pool: Any = inner._pool
+    pool._network_backend = _GuardedBackend(pool._network_backend, http.allow_private_networks, exempt)
+    if timeout is None:
+        tmo = httpx.Timeout(
+            connect=http.connect_timeout,
+            read=http.read_timeout,
+            write=http.read_timeout,
+            pool=http.total_timeout,
+        )
+    else:
+        tmo = httpx.Timeout(timeout, connect=min(timeout, http.connect_timeout))
+    return httpx.AsyncClient(
+        transport=_TranslatingTransport(inner),
+        timeout=tmo,
+        follow_redirects=False,
+        trust_env=False,
+        headers={"User-Agent": http.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
+    )
+
+
+async def read_body(response: httpx.Response, http: HttpSettings) -> bytes:
+    """The decoded body; over `max_body_bytes` on the wire or `max_decompressed_bytes` decoded: TooLarge."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > http.max_body_bytes:
+        raise TooLarge(f"body of {declared} bytes is over the {http.max_body_bytes}-byte cap")
+    raw = bytearray()
+    async for chunk in response.aiter_raw():
+        raw += chunk
+        if len(raw) > http.max_body_bytes:
+            raise TooLarge(f"body is over the {http.max_body_bytes}-byte cap")
+    data = bytes(raw)
+    encodings = [
+        e.strip().lower() for e in response.headers.get("content-encoding", "").split(",") if e.strip()
+    ]
+    for encoding in reversed(encodings):
+        data = decompress(data, encoding, http.max_decompressed_bytes)
+    return sniff_gzip(data, http.max_decompressed_bytes)
+
+
+def sniff_gzip(data: bytes, limit: int) -> bytes:
+    """Gunzip a body that is gzip without saying so (a common server misconfiguration)."""
+    if not data.startswith(_GZIP_MAGIC):
+        return data
+    try:
+        return decompress(data, "gzip", limit)
+    except FetchError as exc:
+        if isinstance(exc, TooLarge):
+            raise
+        return data
+
+
+def decompress(data: bytes, encoding: str, limit: int) -> bytes:
+    """Decode one Content-Encoding, never producing more than `limit` bytes (bombs raise TooLarge)."""
+    try:
+        if encoding in ("gzip", "x-gzip"):
+            return _inflate(data, 16 + zlib.MAX_WBITS, limit)
+        if encoding == "deflate":
+            try:
+                return _inflate(data, zlib.MAX_WBITS, limit)
+            except zlib.error:
+                return _inflate(data, -zlib.MAX_WBITS, limit)
+        if encoding == "br":
+            return _unbrotli(data, limit)
+    except (zlib.error, brotli.error) as exc:
+        err = FetchError(f"corrupt {encoding} body: {exc}")
+        err.retriable = False
+        raise err from None
+    return data
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(f"decompressed body is over the {limit}-byte cap")
+
+
+def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
+    out = bytearray()
+    pending = data
+    while pending:
+        inflater = zlib.decompressobj(wbits)
+        chunk = inflater.decompress(pending, limit + 1 - len(out))
+        out += chunk
+        while inflater.unconsumed_tail and len(out) <= limit:
+            out += inflater.decompress(inflater.unconsumed_tail, limit + 1 - len(out))
+        if len(out) > limit:
+            raise _too_large(limit)
+        if not inflater.eof:
+            break  # truncated stream: keep what we have, the parser takes what it can
+        # gzip allows several members back to back
+        pending = inflater.unused_data if wbits > zlib.MAX_WBITS else b""
+        if pending and not pending.startswith(_GZIP_MAGIC):
+            break
+    return bytes(out)
+
+
+def _unbrotli(data: bytes, limit: int) -> bytes:
+    decoder = brotli.Decompressor()
+    out = bytearray(decoder.process(data, output_buffer_limit=1 << 20))
+    while len(out) <= limit and not decoder.is_finished() and not decoder.can_accept_more_data():
+        out += decoder.process(b"", output_buffer_limit=1 << 20)
+    if len(out) > limit:
+        raise _too_large(limit)
+    return bytes(out)

@@ -1,0 +1,69 @@
+"""Feed-state writes, batched: a poll marks its feed dirty; dirty feeds are written together a moment later.
+
+One UPDATE transaction per poll was a large share of a 304 poll's cost. Losing a batch in a crash only
+means those feeds are polled again sooner (seen ids are written at once, so a lost body hash only costs a
+re-parse that publishes nothing new).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from newsmon import log, metrics
+from newsmon.errors import StoreError
+from newsmon.store import Store
+from newsmon.store import feeds as feed_store
+from newsmon.store.feeds import FeedState
+
+_log = log.get(__name__)
+
+
+class StateSaver:
+    """Collects dirty feed states and writes them in batches."""
+
+    def __init__(self, store: Store, delay: float = 0.25) -> None:
+        self._store = store
+        self._delay = delay
+        self._dirty: dict[str, FeedState] = {}
+        self._timer: asyncio.Task[None] | None = None
+
+    def save(self, state: FeedState) -> None:
+        """Mark `state` to be written with the next batch."""
+        self._dirty[state.id] = state
+        if self._timer is None or self._timer.done():
+            self._timer = asyncio.create_task(self._later(), name="feed-state-saver")
+
+    async def _later(self) -> None:
+        await asyncio.sleep(self._delay)
+        try:
+            await self.flush()
+        except StoreError as exc:  # kept dirty; the next poll's save retries the batch
+            metrics.FEED_ERRORS.labels("StoreError").inc()
+            _log.error("feed.state_save_failed", feeds=len(self._dirty), error=str(exc))
+
+    async def flush(self) -> None:
+        """Write every dirty state now."""
+        batch = list(self._dirty.values())
+        self._dirty.clear()
+        try:
+            await feed_store.save_feeds(self._store, batch)
+        except StoreError:
+            for state in batch:
+                self._dirty.setdefault(state.id, state)
+            raise
+
+    async def close(self) -> None:
+        """Stop the timer and write what is left (a failure is logged; those feeds get polled again)."""
+        if self._timer is not None and not self._timer.done():
+            self._timer.cancel()
+            await asyncio.gather(self._timer, return_exceptions=True)
+        for attempt in range(3):
+            try:
+                await self.flush()
+                return
+            except StoreError as exc:
+                metrics.FEED_ERRORS.labels("StoreError").inc()
+                _log.error(
+                    "feed.state_save_failed", feeds=len(self._dirty), error=str(exc), attempt=attempt + 1
+                )
+                await asyncio.sleep(0.5 * (attempt + 1))

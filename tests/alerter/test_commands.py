@@ -1,0 +1,67 @@
+"""`newsmon deliveries list|replay` through the CLI entry point."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from newsmon.cli import main
+from newsmon.store import Store
+from newsmon.store import deliveries as deliveries_db
+from tests.alerter.conftest import Harness, hook, make_settings, match
+from tests.alerter.membus import MemoryBus
+from tests.support.receiver import Receiver, Reply
+
+
+async def _dead_letter(tmp_path: Path, db: Path) -> str:
+    """Run the alerter against a receiver that always fails, leaving one dead delivery; returns its id."""
+    store = await Store.open(f"sqlite:///{db}")
+    try:
+        async with Receiver() as rx:
+            rx.script("/hook", [], then=Reply(500))
+            settings = make_settings(tmp_path, [hook("ops", rx.url())], delivery={"retry_delays": [0.05]})
+            h = Harness(settings, MemoryBus(), store)
+            await h.publish(match())
+            await h.drain()
+        [row] = await deliveries_db.list_deliveries(store, status="dead")
+        return row.id
+    finally:
+        await store.close()
+
+
+async def _status(db: Path) -> str:
+    store = await Store.open(f"sqlite:///{db}")
+    try:
+        [row] = await deliveries_db.list_deliveries(store)
+        return row.status
+    finally:
+        await store.close()
+
+
+def test_list_and_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "state.db"
+    dead_id = asyncio.run(_dead_letter(tmp_path, db))
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[store]\nurl = "sqlite:///{db}"\n', encoding="utf-8")
+
+    assert main(["deliveries", "list", "--config", str(config), "--status", "dead"]) == 0
+    out = capsys.readouterr().out
+    assert dead_id in out and "HTTP 500" in out
+
+    assert main(["deliveries", "replay", "--config", str(config), "--since", "2020-01-01T00:00:00"]) == 0
+    assert "replayed 1 dead delivery" in capsys.readouterr().out
+    assert asyncio.run(_status(db)) == "pending"
+
+    assert main(["deliveries", "replay", "--config", str(config), "--all"]) == 0
+    assert "replayed 0" in capsys.readouterr().out
+
+
+def test_replay_needs_a_filter_and_a_valid_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n', encoding="utf-8")
+    with pytest.raises(SystemExit):
+        main(["deliveries", "replay", "--config", str(config)])
+    assert main(["deliveries", "replay", "--config", str(config), "--since", "yesterday"]) == 2
+    assert "--since" in capsys.readouterr().err

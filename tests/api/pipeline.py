@@ -1,0 +1,37 @@
+"""Publish an article through the real pipeline: bus → classifier → alerter (each run until idle)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from newsmon.alerter.service import AlerterService
+from newsmon.classifier.service import ClassifierService
+from newsmon.events import ARTICLES_TOPIC, Article
+from tests.api.conftest import Api
+
+# Written for these tests, in our own words.
+ARABIC = Article(
+    id="a_api_test_aleppo", revision=1,
+    feed_id="cfg-feed", feed_url="http://127.0.0.1:9/feed.xml", source="Test Outlet",
+    url="https://example.org/aleppo", lang="ar",
+    title="فصائل المعارضة تسيطر على مدينة حلب والجيش السوري ينسحب",
+    text="أعلنت فصائل المعارضة المسلحة سيطرتها على معظم أحياء مدينة حلب بعد هجوم واسع، فيما انسحب الجيش "
+         "السوري من مواقعه في ريف إدلب وحماة، وقالت روسيا إن طائراتها نفذت غارات لدعم القوات الحكومية.",
+)
+ENGLISH = Article(
+    id="a_api_test_aleppo_en", revision=1,
+    feed_id="cfg-feed", feed_url="http://127.0.0.1:9/feed.xml", source="Wire",
+    url="https://example.org/aleppo-en", lang="en",
+    title="Syrian rebels seize Aleppo as government troops withdraw",
+    text="Opposition fighters took control of most of Aleppo after a sweeping offensive, while the Syrian "
+         "army pulled back from positions in Idlib and Hama provinces and Russian jets struck rebel columns.",
+)
+
+
+async def publish_through_pipeline(api: Api, *articles: Article) -> None:
+    """Put the articles on the bus and let the classifier and the alerter process everything."""
+    for article in articles:
+        await api.bus.publish(ARTICLES_TOPIC, article.to_bytes(), key=article.id.encode())
+    stop = asyncio.Event()
+    await ClassifierService(api.settings, api.bus, api.store).run(stop, until_idle=True)
+    await AlerterService(api.settings, api.bus, api.store).run(stop, until_idle=True)

@@ -1,0 +1,159 @@
+"""Normalization, the query language, matching rules, spans and scores, through the engine's surface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from newsmon.classifier.engine import Engine, load_engine
+from newsmon.classifier.matcher import Automaton
+from newsmon.classifier.normalize import normalize
+from newsmon.classifier.query import Term, parse
+from newsmon.errors import ConfigError, QuerySyntaxError
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return load_engine()
+
+
+def draft(query: str, threshold: float = 0.0) -> str:
+    return f'[[topics]]\nid = "t"\nthreshold = {threshold}\nquery = """{query}"""\n'
+
+
+def hits(engine: Engine, query: str, text: str, title: str = "") -> list[tuple[str, int, int, str]]:
+    c = engine.preview(title, text, draft_topic_toml=draft(query))
+    m = c.scores.get("t")
+    return [] if m is None else [(s.field, s.start, s.end, s.text) for s in m.spans]
+
+
+@pytest.mark.parametrize("text", ["وحلب", "بحلب", "لحلب", "فبحلب", "والحلب", "حلب،", "(حلب)"],
+                         ids=["wa", "bi", "li", "fa-bi", "wa-al", "comma", "parens"])
+def test_arabic_proclitics_match(engine: Engine, text: str) -> None:
+    assert hits(engine, "حلب", f"وصلت القوات {text} أمس")
+
+
+@pytest.mark.parametrize("text", ["الحلبي", "حلبية", "محلب"], ids=["surname", "suffix", "inside"])
+def test_arabic_no_match_inside_longer_word(engine: Engine, text: str) -> None:
+    assert not hits(engine, "حلب", f"قال {text} اليوم")
+
+
+def test_prefix_wildcard_matches_longer_words(engine: Engine) -> None:
+    assert hits(engine, "حلب*", "قال الحلبي اليوم")
+    assert hits(engine, "سيطر*", "وسيطرت الفصائل")
+    assert hits(engine, "captur*", "They CAPTURED it")
+
+
+def test_english_case_and_inflection(engine: Engine) -> None:
+    assert hits(engine, "capture", "Rebels captured the town")
+    assert hits(engine, '"air strike"', "Several air strikes hit")
+    assert not hits(engine, "@place", "Hamas said")  # gazetteer names are not inflected
+
+
+def test_normalization_of_arabic_variants() -> None:
+    assert normalize("أإآٱ") == "اااا"
+    assert normalize("مدرسةُ عَلى") == "مدرسه علي"
+    assert normalize("حـــلب") == "حلب"
+    assert normalize("Ça VA") == "ca va"
+
+
+def test_spans_point_into_the_original_text(engine: Engine) -> None:
+    text = "قالت المصادر إنّ الفصائلَ سَيطرتْ على مدينةِ حَلَب، بعد معارك."
+    spans = hits(engine, "حلب", text)
+    assert spans == [("text", text.index("حَلَب"), text.index("حَلَب") + len("حَلَب"), "حَلَب")]
+    spans = hits(engine, "سيطر*", text)
+    assert [s[3] for s in spans] == ["سَيطر"]  # the prefix, diacritics included
+    title = "Rebels take ALEPPO"
+    assert hits(engine, "title:aleppo", "", title=title) == [("title", 12, 18, "ALEPPO")]
+
+
+def test_boolean_operators_near_and_fields(engine: Engine) -> None:
+    text = "the rebels captured the town of saraqeb yesterday"
+    assert hits(engine, "rebels NEAR/3 captured", text)
+    assert not hits(engine, "rebels NEAR/3 yesterday", text)
+    assert not hits(engine, "rebels AND NOT saraqeb", text)
+    assert hits(engine, "(rebels OR militants) saraqeb", text)
+    assert not hits(engine, "title:rebels", text)
+    assert hits(engine, "@place", text)
+
+
+@pytest.mark.parametrize(("query", "line", "col"), [
+    ("a AND (b", 1, 9), ("a\n  OR \"x", 2, 6), ("x*y", 1, 1), ("OR b", 1, 1), ("a )", 1, 3),
+    ("a NEAR/2 (b AND c)", 1, 3), ("", 1, 1), ("a\nb\n   NOT", 3, 7),
+], ids=["paren", "phrase", "inner-wildcard", "leading-or", "stray-paren", "near-and", "empty",
+        "dangling-not"])
+def test_syntax_errors_have_line_and_column(query: str, line: int, col: int) -> None:
+    with pytest.raises(QuerySyntaxError) as err:
+        parse(query)
+    assert (err.value.line, err.value.column) == (line, col)
+    assert f"{line}:{col}:" in str(err.value)
+
+
+def test_bad_drafts_are_config_errors(engine: Engine) -> None:
+    with pytest.raises(QuerySyntaxError):
+        engine.preview("", "", draft_topic_toml=draft("a AND ("))
+    with pytest.raises(ConfigError, match="unknown group @nope"):
+        engine.preview("", "", draft_topic_toml=draft("@nope"))
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        engine.preview("", "", draft_topic_toml="[[topics]\n")
+
+
+def test_topics_listing_and_extra_dirs(tmp_path: Path) -> None:
+    pack = '[[topics]]\nid = "syria-military-shifts"\nquery = "zzz"\n'
+    (tmp_path / "x.toml").write_text(pack, encoding="utf-8")
+    engine = load_engine(extra_topic_dirs=[tmp_path])
+    topic = next(t for t in engine.topics if t.id == "syria-military-shifts")
+    assert topic.query == "zzz"
+    ids = {t.id for t in load_engine().topics}
+    assert {"syria-military-shifts", "syria-humanitarian", "gaza-israel-war", "ukraine-war"} <= ids
+
+
+def test_scores_and_fields(engine: Engine) -> None:
+    c = engine.classify("Rebels capture Aleppo in lightning offensive",
+                        "Opposition fighters seized Aleppo after Syrian government forces withdrew.")
+    m = c.matches[0]
+    assert m.topic == "syria-military-shifts" and 0.6 <= m.score <= 1.0
+    assert set(m.fields) == {"title", "text"} and m.fields["title"] > 0
+    assert "aleppo" in m.terms and c.lang == "en"
+    assert [p.id for p in c.places] == ["aleppo"] and c.places[0].lat is not None
+
+
+_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=80)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(_text)
+def test_normalizer_never_crashes_and_is_stable(text: str) -> None:
+    norm = normalize(text)
+    assert normalize(norm) == norm
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(_text)
+def test_parser_never_crashes(text: str) -> None:
+    try:
+        parse(text)
+    except QuerySyntaxError as exc:
+        assert exc.line >= 1 and exc.column >= 1
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(term=_text.filter(lambda t: any(c.isalnum() for c in normalize(t))), left=_text, right=_text)
+def test_a_normalized_term_matches_itself_in_any_text(term: str, left: str, right: str) -> None:
+    words = normalize(term).split()
+    phrase = " ".join(words)
+    query = '"' + phrase.replace('"', " ") + '"'
+    if not phrase.replace('"', " ").strip():
+        return
+    try:
+        node = parse(query)
+    except QuerySyntaxError:
+        return  # e.g. a lone '*' wildcard shape; the parser's own property covers these
+    assert isinstance(node, Term)
+    auto = Automaton()  # one term alone: compiling the full engine per example would be slow
+    tid = auto.add(node)
+    auto.compile()
+    assert tid in auto.scan(normalize(f"{left} {phrase} {right}")).spans

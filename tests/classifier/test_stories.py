@@ -1,0 +1,73 @@
+"""Stories in the store, on both engines (SQLite, and PostgreSQL when its binaries are installed)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from newsmon.classifier.engine import Engine, load_engine
+from newsmon.classifier.stories import StoryAssigner
+from newsmon.events import Article
+from newsmon.store import Store
+from newsmon.store import stories as db
+
+T0 = datetime(2024, 12, 7, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    sqlite = f"sqlite:///{tmp_path / 'n.db'}"
+    url = sqlite if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    s = await Store.open(url)
+    yield s
+    await s.close()
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return load_engine()
+
+
+def art(aid: str, title: str, text: str, hours: float = 0) -> Article:
+    return Article.model_validate({"id": aid, "feed_id": "f", "feed_url": "https://f.example/rss",
+                                   "title": title, "text": text, "published": T0 + timedelta(hours=hours)})
+
+
+HOMS_EN = art("h-en", "Rebels take Homs as government troops withdraw",
+              "Opposition fighters led by Hayat Tahrir al-Sham captured Homs after Syrian army units "
+              "withdrew towards the coast; Rastan and Talbiseh fell earlier.")
+HOMS_AR = art("h-ar", "فصائل المعارضة تسيطر على حمص بعد انسحاب قوات النظام",
+              "سيطرت هيئة تحرير الشام وفصائل المعارضة على مدينة حمص بعد انسحاب الجيش السوري من الرستن "
+              "وتلبيسة.", hours=2)
+DEIR_EN = art("d-en", "US jets strike Islamic State camps near Deir ez-Zor",
+              "American warplanes hit Islamic State positions in the desert of Deir ez-Zor province, the "
+              "Pentagon said.", hours=1)
+
+
+async def test_same_event_in_two_languages_is_one_story(store: Store, engine: Engine) -> None:
+    assigner = StoryAssigner(store, window=48 * 3600)
+    ids = {}
+    for a in (HOMS_EN, DEIR_EN, HOMS_AR):
+        c = engine.classify(a.title, a.text)
+        assert c.matches, a.id
+        ids[a.id] = await assigner.assign(a, c)
+    assert ids["h-en"] == ids["h-ar"] != ids["d-en"]
+    story = await db.get(store, ids["h-en"])
+    assert story is not None and story.articles == 2 and "homs" in story.entities
+    # Idempotent: the same article again (any worker, any time) keeps its story and changes nothing.
+    c = engine.classify(HOMS_AR.title, HOMS_AR.text)
+    again = await StoryAssigner(store, window=48 * 3600).assign(HOMS_AR, c)
+    assert again == ids["h-ar"]
+    story_after = await db.get(store, ids["h-en"])
+    assert story_after is not None and story_after.articles == 2
+
+
+async def test_outside_the_window_starts_a_new_story(store: Store, engine: Engine) -> None:
+    assigner = StoryAssigner(store, window=3600)
+    late = art("h-en-late", HOMS_EN.title, HOMS_EN.text, hours=5)
+    first = await assigner.assign(HOMS_EN, engine.classify(HOMS_EN.title, HOMS_EN.text))
+    second = await assigner.assign(late, engine.classify(late.title, late.text))
+    assert first != second
