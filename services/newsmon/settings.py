@@ -130,7 +130,7 @@ class ClassifierSettings(Section):
 
 class DeliverySettings(Section):
     retry_delays: list[PositiveDuration] = Field(
-        default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 36000])
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0])
     timeout: PositiveDuration = 10
     jitter: float = Field(0.1, ge=0, le=0.5)
     concurrency: int = Field(32, ge=1)

@@ -47,7 +47,7 @@ class MemoryConsumer:
 
     async def stop(self) -> None: ...
 
-    async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:  # noqa: ASYNC109
+    async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:
         out = self._take(max_records)
         if not out:
             self.bus.changed.clear()

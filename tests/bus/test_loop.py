@@ -26,7 +26,7 @@ class Flaky:
     async def stop(self) -> None:
         await self.inner.stop()
 
-    async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:  # noqa: ASYNC109
+    async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:
         if self.failures:
             self.failures -= 1
             raise BusError("connection reset")

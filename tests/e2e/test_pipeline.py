@@ -95,7 +95,7 @@ async def newsmon(*args: str, wait: bool = True) -> asyncio.subprocess.Process:
         sys.executable, "-m", "newsmon.cli", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
     if wait:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=240)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=240)
         assert proc.returncode == 0, f"newsmon {' '.join(args)} exited {proc.returncode}:\n{err.decode()[-4000:]}"
     return proc
 

@@ -167,7 +167,7 @@ class KafkaConsumer:
         async with translated(f"consumer stop ({self.group})"):
             await self._consumer.stop()
 
-    async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:  # noqa: ASYNC109
+    async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:
         async with translated(f"fetch ({self.group})"):
             batches = await self._consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_records)
         return [Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp,

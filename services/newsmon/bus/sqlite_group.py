@@ -88,7 +88,7 @@ class SqliteConsumer:
             _log.warning("bus.leave_failed", group=self.group, error=str(exc))
         await self._db.close()
 
-    async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:  # noqa: ASYNC109
+    async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:
         """Messages from this member's partitions, waiting up to `timeout` seconds for some."""
         deadline = time.monotonic() + timeout
         while True:

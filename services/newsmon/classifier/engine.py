@@ -152,7 +152,7 @@ class Engine:
         for _, (s, e), f, tid in firsts:
             os_, oe = to_original(omaps[f], s, e)
             # model_construct: values are built here and valid; validation would dominate the cost
-            spans.append(Span.model_construct(field=f, start=os_, end=oe, term=self._labels[tid],
+            spans.append(Span.model_construct(field=f, start=os_, end=oe, term=self._labels[tid],  # type: ignore[arg-type]
                                               text=originals[f][os_:oe]))
         return spans
 

@@ -64,7 +64,7 @@ async def _fetch(settings: Any, url: str) -> list[str]:
 
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
         raise NewsmonError(f"not an http(s) URL: {url}")
-    fid = feed_id(FeedSettings(url=url))  # type: ignore[arg-type]
+    fid = feed_id(FeedSettings(url=url))
     async with net.create_client(settings.http) as client:
         fetched = await fetch(client, url, settings.http)
     feed = parser.parse(fetched.body, url=fetched.url, content_type=fetched.content_type)
