@@ -44,7 +44,8 @@ async def run_services(settings: Settings, names: Sequence[str], *, until_idle: 
     from newsmon.store import Store
 
     stop = stop or asyncio.Event()
-    store = await Store.open(settings.store.url)
+    # The embedded store upgrades itself; a shared one is upgraded on purpose (`newsmon db upgrade`).
+    store = await Store.open(settings.store.url, create=settings.store.url.startswith("sqlite"))
     bus = open_bus(settings.bus)
     await bus.start()
     _install_signals(stop)

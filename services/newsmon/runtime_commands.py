@@ -6,7 +6,8 @@ import argparse
 import asyncio
 from typing import Any
 
-from newsmon.runtime import SERVICE_NAMES
+# Kept here (not imported from runtime) so `newsmon classify` and friends start without the runtime's imports.
+SERVICE_NAMES = ("poller", "classifier", "alerter", "api")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -27,3 +27,26 @@ async def test_open_creates_every_table(store_url: str) -> None:
         assert set(metadata.tables) <= names
     finally:
         await store.close()
+
+
+async def test_open_applies_migrations_and_later_opens_check_them(store_url: str) -> None:
+    from newsmon.store.migrate import current, head
+
+    store = await Store.open(store_url)
+    try:
+        assert await current(store.engine) == head() is not None
+    finally:
+        await store.close()
+    checked = await Store.open(store_url, create=False)  # the schema is current: no error
+    await checked.close()
+
+
+def test_db_upgrade_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'data_dir = "{tmp_path}"\n', encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "newsmon.cli", "db", "upgrade", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "revision: 0001" in out

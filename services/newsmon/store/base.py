@@ -47,7 +47,7 @@ class Store:
 
     @classmethod
     async def open(cls, url: str, *, create: bool = True) -> Store:
-        """Connect, and create missing tables when `create` (the embedded default)."""
+        """Connect; apply pending migrations when `create`, else refuse a schema older than the code."""
         import newsmon.store.tables  # noqa: F401  (registers every table on `metadata`)
 
         aurl = async_url(url)
@@ -59,13 +59,21 @@ class Store:
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         store = cls(engine)
-        if create:
-            try:
-                async with engine.begin() as conn:
-                    await conn.run_sync(metadata.create_all)
-            except SQLAlchemyError as exc:
-                await engine.dispose()
-                raise StoreError(f"cannot open store {url}: {exc.__class__.__name__}: {exc}") from exc
+        from newsmon.store import migrate
+
+        try:
+            if create:
+                await migrate.upgrade(engine)
+            else:
+                at, want = await migrate.current(engine), migrate.head()
+                if at != want:
+                    raise StoreError(f"store schema is at {at}, this newsmon needs {want}: run `newsmon db upgrade`")
+        except SQLAlchemyError as exc:
+            await engine.dispose()
+            raise StoreError(f"cannot open store {url}: {exc.__class__.__name__}: {exc}") from exc
+        except StoreError:
+            await engine.dispose()
+            raise
         return store
 
     async def close(self) -> None:
