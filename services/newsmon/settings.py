@@ -121,6 +121,8 @@ class PollerSettings(Section):
     max_backoff: PositiveDuration = 6 * 3600
     jitter: float = Field(0.1, ge=0, le=0.5)
     seen_ids_max: int = Field(200_000, ge=1000, description="De-duplication memory, per feed bounded")
+    websub_callback: str = Field("", description="Public base URL hubs push to ('' = WebSub off)")
+    websub_listen: str = Field("", description="HOST:PORT the WebSub callback server listens on")
 
 
 class ClassifierSettings(Section):
