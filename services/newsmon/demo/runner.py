@@ -24,7 +24,8 @@ def _print_alert(body: dict[str, Any], verified: bool) -> None:
           f"sources {alert['source_count']}  ({sig}, webhook-id {alert['id']})")
     print(f"  {alert['title']}")
     if alert.get("explanation"):
-        print(f"  why: {alert['explanation']}")
+        why = alert["explanation"]
+        print(f"  why: {why[:220] + ' …' if len(why) > 220 else why}")
     places = ", ".join(f"{p['name_en']} / {p['name_ar']}" for p in alert.get("places", []))
     if places:
         print(f"  places: {places}")
