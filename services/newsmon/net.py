@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 import zlib
 from collections.abc import AsyncIterator, Iterable
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import brotli
@@ -284,3 +287,19 @@ def _unbrotli(data: bytes, limit: int) -> bytes:
     if len(out) > limit:
         raise _too_large(limit)
     return bytes(out)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from newsmon import net
 from newsmon.alerter.channels import webhook
 from tests.alerter.conftest import Harness, hook, match
 from tests.support.receiver import Receiver
@@ -63,7 +64,7 @@ def test_two_secrets_give_two_signatures() -> None:
 )
 def test_retry_after(value: str | None, expected: float | None) -> None:
     now = 1445412420.0  # 60 s before the date above
-    assert webhook.retry_after(value, now) == expected
+    assert net.parse_retry_after(value, now) == expected
 
 
 async def test_slack_and_teams_payloads_are_readable(harness: Build, receiver: Receiver) -> None:

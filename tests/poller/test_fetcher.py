@@ -12,7 +12,8 @@ import pytest
 
 from newsmon import net
 from newsmon.errors import BlockedAddress, FetchTimeout, HTTPStatusError, TooLarge, TooManyRedirects
-from newsmon.poller.fetcher import fetch, parse_retry_after
+from newsmon.net import parse_retry_after
+from newsmon.poller.fetcher import fetch
 from newsmon.settings import HttpSettings
 from tests.poller.conftest import rss
 from tests.support.feedserver import FeedServer

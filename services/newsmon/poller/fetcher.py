@@ -98,7 +98,7 @@ def classify(response: httpx.Response) -> Literal["ok", "not_modified", "redirec
         return "redirect"
     if 200 <= status < 300:
         return "ok"
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    retry_after = net.parse_retry_after(response.headers.get("retry-after"))
     reason = {429: "rate limited", 503: "unavailable", 410: "gone", 404: "not found", 403: "forbidden"}
     raise HTTPStatusError(
         status,
@@ -132,20 +132,6 @@ def _fetched(
         fresh_for=freshness(h),
         hub=_hub(h),
     )
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
 def freshness(headers: httpx.Headers) -> float | None:

@@ -13,8 +13,6 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -96,22 +94,6 @@ def body(hook: WebhookSettings, subscription: str, alert: Alert) -> bytes:
     return env.model_dump_json().encode()
 
 
-def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
-
-
 async def send(client: httpx.AsyncClient, hook: WebhookSettings, subscription: str, alert: Alert) -> int:
     """POST the alert; returns the 2xx status or raises DeliveryError (retriable unless 410 Gone)."""
     data = body(hook, subscription, alert)
@@ -131,7 +113,7 @@ async def send(client: httpx.AsyncClient, hook: WebhookSettings, subscription: s
     if 200 <= resp.status_code < 300:
         return resp.status_code
     after = (
-        retry_after(resp.headers.get("retry-after"), datetime.now(UTC).timestamp())
+        net.parse_retry_after(resp.headers.get("retry-after"))
         if resp.status_code in (429, 503)
         else None
     )
