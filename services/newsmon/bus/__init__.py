@@ -30,9 +30,8 @@ def open_bus(settings: BusSettings) -> Bus:
     elif settings.kind == "kafka":
         from newsmon.bus.kafka import KafkaBus
 
-        # replication_factor: not a settings key yet (asked for); 1 suits one broker, clusters want 3
         bus = KafkaBus(settings.bootstrap_servers, partitions=settings.partitions,
-                       replication_factor=getattr(settings, "replication_factor", 1),
+                       replication_factor=settings.replication_factor,
                        client_id=settings.client_id, topics=[prefix + t for t in TOPICS])
     else:
         raise ConfigError(f"bus.url = {settings.url!r}: the {settings.kind}:// engine is not available; "

@@ -89,9 +89,9 @@ class PollerService:
     def _websub(
         self, ctx: Context, states: list[FeedState], stop: asyncio.Event
     ) -> asyncio.Task[None] | None:
-        # Needs `poller.websub_callback` (public base URL) and `poller.websub_listen` (HOST:PORT) in settings.
-        callback = getattr(self.settings.poller, "websub_callback", "")
-        listen = getattr(self.settings.poller, "websub_listen", "")
+        # WebSub is on only when both a public callback URL and a listen address are configured.
+        callback = self.settings.poller.websub_callback
+        listen = self.settings.poller.websub_listen
         if not callback or not listen:
             return None
         from newsmon.poller.websub import WebSub
