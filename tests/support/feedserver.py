@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.support.http import parse_head
+
 _REASONS = {
     200: "OK",
     301: "Moved Permanently",
@@ -204,13 +206,7 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError:
         return None
-    lines = head.decode("latin-1").split("\r\n")
-    method, path, _ = lines[0].split(" ", 2)
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            name, value = line.split(":", 1)
-            headers[name.strip().lower()] = value.strip()
+    method, path, headers = parse_head(head)
     length = int(headers.get("content-length", "0") or 0)
     body = await reader.readexactly(length) if length else b""
     return Request(method, path, headers, body)

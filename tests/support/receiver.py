@@ -22,6 +22,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from tests.support.http import parse_head
+
 _REASONS = {
     200: "OK",
     204: "No Content",
@@ -128,13 +130,7 @@ class Receiver:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                headers = {}
-                for line in lines[1:]:
-                    if ":" in line:
-                        k, v = line.split(":", 1)
-                        headers[k.strip().lower()] = v.strip()
+                method, target, headers = parse_head(head)
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 reply = self._reply_for(target)
                 if reply.hang:  # recorded with no status: it was received, never answered
