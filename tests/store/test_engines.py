@@ -49,4 +49,20 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
     cfg.write_text(f'data_dir = "{tmp_path}"\n', encoding="utf-8")
     out = subprocess.run([sys.executable, "-m", "newsmon.cli", "db", "upgrade", "--config", str(cfg)],
                          capture_output=True, text=True, timeout=60, check=True).stdout
-    assert "revision: 0001" in out
+    assert "revision: 0002" in out
+
+
+async def test_migrations_build_exactly_the_tables_the_code_declares(store_url: str) -> None:
+    """A column added to a Table without a migration (or the reverse) is caught here, on both engines."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    store = await Store.open(store_url)
+    try:
+        async with store.engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": False}), metadata)
+            )
+    finally:
+        await store.close()
+    assert diff == []

@@ -66,6 +66,9 @@ feeds = Table(
     Column("hub", Text),
     Column("websub_secret", String(80)),
     Column("websub_until", Float),
+    Column("origin", String(10), nullable=False, default="config", server_default="config"),
+    Column("lease_owner", String(120)),
+    Column("lease_until", Float),
 )
 
 feed_items = Table(
