@@ -67,6 +67,14 @@ class BusSettings(Section):
     client_id: str = "newsmon"
     namespace: str = Field("", pattern=r"^[A-Za-z0-9._-]*$",
                            description="Prefix for topic and group names (several deployments on one cluster)")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka: how clients connect (SASL_SSL for most managed clusters)")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(None, description="Kafka: CA bundle (PEM) to verify brokers; default: system CAs")
+    ssl_certfile: Path | None = Field(None, description="Kafka: client certificate (PEM) for mutual TLS")
+    ssl_keyfile: Path | None = Field(None, description="Kafka: the client certificate's private key (PEM)")
 
     @field_validator("url")
     @classmethod
@@ -76,6 +84,14 @@ class BusSettings(Section):
         if v.startswith("kafka://") and not v.removeprefix("kafka://").strip(", "):
             raise ValueError("kafka:// needs at least one host:port")
         return v
+
+    @model_validator(mode="after")
+    def _security(self) -> BusSettings:
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username and sasl_password")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        return self
 
     @property
     def kind(self) -> Literal["sqlite", "kafka"]:

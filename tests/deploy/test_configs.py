@@ -15,7 +15,7 @@ from tests.deploy.deployfiles import DEPLOY
 
 EXAMPLE = DEPLOY / "newsmon.example.toml"
 # Secrets are documented in the example but only as environment variables, never as a value in the file.
-SECRET_KEYS = {"smtp.password": "NEWSMON_SMTP__PASSWORD"}
+SECRET_KEYS = {"smtp.password": "NEWSMON_SMTP__PASSWORD", "bus.sasl_password": "NEWSMON_BUS__SASL_PASSWORD"}
 # "# key = value" (one space after #) marks an optional key with a working value; see the example's header.
 OPTIONAL_LINE = re.compile(r"^# (\w+ = .*)$", re.M)
 

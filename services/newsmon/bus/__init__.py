@@ -28,11 +28,12 @@ def open_bus(settings: BusSettings) -> Bus:
 
         bus = SqliteBus(settings.sqlite_path, partitions=settings.partitions, retention=settings.retention)
     elif settings.kind == "kafka":
-        from newsmon.bus.kafka import KafkaBus
+        from newsmon.bus.kafka import KafkaBus, connection_options
 
         bus = KafkaBus(settings.bootstrap_servers, partitions=settings.partitions,
                        replication_factor=settings.replication_factor,
-                       client_id=settings.client_id, topics=[prefix + t for t in TOPICS])
+                       client_id=settings.client_id, topics=[prefix + t for t in TOPICS],
+                       connection=connection_options(settings))
     else:
         raise ConfigError(f"bus.url = {settings.url!r}: the {settings.kind}:// engine is not available; "
                           "use sqlite:/// or kafka://")

@@ -8,18 +8,22 @@ is a non-retriable BusError (the messages go to the partition's new owner, at le
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from newsmon import log
 from newsmon.bus.base import Consumer, Message
-from newsmon.errors import BusError
+from newsmon.errors import BusError, ConfigError
+
+if TYPE_CHECKING:
+    from newsmon.settings import BusSettings
 
 _log = log.get(__name__)
 
@@ -36,8 +40,32 @@ async def translated(what: str) -> AsyncIterator[None]:
         err = BusError(f"kafka {what}: {exc}")
         err.retriable = False
         raise err from exc
+    except KafkaConnectionError as exc:
+        # aiokafka logs why (refused, timed out, SaslAuthenticationFailed) and raises only "Unable to bootstrap"
+        raise BusError(f"kafka {what}: {exc} — check bus.url, and bus.security_protocol and the sasl_*/ssl_* "
+                       "credentials if the cluster needs them (the aiokafka log line above says why)") from exc
     except (KafkaError, OSError, TimeoutError) as exc:
         raise BusError(f"kafka {what}: {exc!r}") from exc
+
+
+def connection_options(settings: BusSettings) -> dict[str, Any]:
+    """aiokafka client options for the configured security protocol (TLS context, SASL credentials)."""
+    opts: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        try:
+            opts["ssl_context"] = create_ssl_context(
+                cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
+                certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+                keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None)
+        except (OSError, ssl.SSLError) as exc:  # a missing file or a bad PEM: the operator's to fix
+            raise ConfigError(f"bus.ssl_*: cannot load the TLS files: {exc}") from None
+    if settings.security_protocol.startswith("SASL"):
+        assert settings.sasl_password is not None  # the settings validator makes sure
+        opts.update(sasl_mechanism=settings.sasl_mechanism, sasl_plain_username=settings.sasl_username,
+                    sasl_plain_password=settings.sasl_password.get_secret_value())
+    return opts
 
 
 class KafkaBus:
@@ -45,8 +73,10 @@ class KafkaBus:
 
     def __init__(self, bootstrap_servers: Sequence[str], *, partitions: int = 4, replication_factor: int = 1,
                  client_id: str = "newsmon", topics: Sequence[str] = (),
-                 session_timeout: float = 10.0) -> None:
+                 session_timeout: float = 10.0, connection: dict[str, Any] | None = None) -> None:
         self.bootstrap = ",".join(bootstrap_servers)
+        # security_protocol, sasl_*, ssl_context: the same for the producer, the consumers and the admin client
+        self.connection = dict(connection or {})
         self.partitions, self.replication_factor, self.client_id = partitions, replication_factor, client_id
         self.session_timeout = session_timeout
         self._initial_topics = list(topics)
@@ -56,7 +86,7 @@ class KafkaBus:
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id=self.client_id, acks="all",
-                                    enable_idempotence=True)
+                                    enable_idempotence=True, **self.connection)
         async with translated("producer start"):
             try:
                 await producer.start()
@@ -106,7 +136,8 @@ class KafkaBus:
 
     @asynccontextmanager
     async def _admin(self) -> AsyncIterator[AIOKafkaAdminClient]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=f"{self.client_id}-admin")
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=f"{self.client_id}-admin",
+                                    **self.connection)
         async with translated("admin"):
             try:
                 await admin.start()
@@ -144,7 +175,7 @@ class KafkaConsumer:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bus.bootstrap, client_id=bus.client_id, group_id=group,
             enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=session_ms,
-            heartbeat_interval_ms=max(100, session_ms // 4))
+            heartbeat_interval_ms=max(100, session_ms // 4), **bus.connection)
         self._listener = _Assigned(group)
 
     async def start(self) -> None:
