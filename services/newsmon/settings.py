@@ -6,6 +6,7 @@ the value and the reason on one line; no module reads the environment itself.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from contextvars import ContextVar
@@ -25,8 +26,10 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -180,6 +183,7 @@ class FeedSettings(Section):
 class WebhookSettings(Section):
     url: AnyHttpUrl
     secret: SecretStr | None = None
+    secret_file: Path | None = Field(None, description="Read `secret` from this file (a mounted secret)")
     secrets: list[SecretStr] = Field(default_factory=list, description="Extra secrets during rotation")
     format: Literal["standard", "slack", "teams"] = "standard"
 
@@ -189,6 +193,19 @@ class WebhookSettings(Section):
         if v is not None and not v.get_secret_value().startswith("whsec_"):
             raise ValueError("must be a Standard Webhooks secret starting with 'whsec_'")
         return v
+
+    @model_validator(mode="after")
+    def _secret_from_file(self) -> WebhookSettings:
+        if self.secret_file is None:
+            return self
+        if self.secret is not None:
+            raise ValueError("give secret or secret_file, not both")
+        try:
+            value = self.secret_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"secret_file: cannot read {self.secret_file}: {exc.__class__.__name__}") from None
+        self.secret = self._secret(SecretStr(value))
+        return self
 
 
 class EmailSettings(Section):
@@ -254,6 +271,7 @@ class LogSettings(Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+SECRETS_DIR_ENV = "NEWSMON_SECRETS_DIR"  # a directory of secret files (Kubernetes/compose secrets)
 _config_file: ContextVar[Path | None] = ContextVar("newsmon_config_file", default=None)
 
 
@@ -304,6 +322,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        secrets_dir = os.environ.get(SECRETS_DIR_ENV)
+        if secrets_dir:  # files named like the env vars without the prefix: smtp__password, bus__sasl_password
+            sources.append(NestedSecretsSettingsSource(
+                file_secret_settings, secrets_dir=secrets_dir, secrets_dir_missing="error", secrets_prefix="",
+                secrets_nested_delimiter="__"))
         path = _config_file.get()
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
@@ -337,5 +360,7 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(f"invalid config: {_format_error(exc)}") from None
+    except SettingsError as exc:  # e.g. NEWSMON_SECRETS_DIR is not a directory
+        raise ConfigError(f"invalid config: {exc}") from None
     finally:
         _config_file.reset(token)
