@@ -73,3 +73,62 @@ async def test_newsmon_api_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def _start_api(config: Path, port: int) -> asyncio.subprocess.Process:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")} | {"NEWSMON_LOG__FORMAT": "json"}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "newsmon.cli", "api", "--config",
+                                                str(config), env=env, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.PIPE)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+        for _ in range(300):
+            try:
+                if (await c.get("/readyz")).status_code == 200:
+                    return proc
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the API did not start")
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> list[dict[str, object]]:
+    import json
+
+    proc.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+
+
+@pytest.mark.timeout(90)
+async def test_first_start_on_loopback_prints_a_working_dashboard_url_once(tmp_path: Path) -> None:
+    port = _free_port()
+    config = _config(tmp_path, port)
+    events = await _stop(await _start_api(config, port))
+    first = [e for e in events if e["event"] == "api.first_token"]
+    assert len(first) == 1
+    url = httpx.URL(str(first[0]["dashboard"]))
+    assert (url.host, url.port, url.path) == ("127.0.0.1", port, "/dashboard")
+    token = url.params["token"]
+    proc = await _start_api(config, port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+            assert (await c.get("/api/v1/alerts", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+            page = await c.get(url.path, params=url.params)
+            assert page.status_code == 200 and "newsmon" in page.text
+            root = await c.get("/", params={"token": token})  # the root keeps the sign-in query
+            assert root.status_code == 307 and root.headers["location"] == f"/dashboard?token={token}"
+    finally:
+        again = await _stop(proc)
+    assert not [e for e in again if e["event"] == "api.first_token"]  # a token exists now: none is made
+
+
+@pytest.mark.timeout(90)
+async def test_no_token_is_made_when_listening_beyond_loopback(tmp_path: Path) -> None:
+    port = _free_port()
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n[api]\nlisten = "0.0.0.0:{port}"\n', encoding="utf-8")
+    events = await _stop(await _start_api(config, port))
+    assert not [e for e in events if e["event"] == "api.first_token"]
+    assert [e for e in events if e["event"] == "api.no_tokens"]

@@ -13,7 +13,8 @@ ASSETS = Path(__file__).resolve().parent.parent / "dashboard"
 
 
 async def root(request: Request) -> Response:
-    return RedirectResponse("/dashboard", status_code=307)
+    query = request.url.query  # keeps ?token= of a sign-in link
+    return RedirectResponse("/dashboard" + (f"?{query}" if query else ""), status_code=307)
 
 
 async def page(request: Request) -> Response:
