@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from newsmon.classifier.engine import Engine, load_engine
 from newsmon.classifier.matcher import Automaton
-from newsmon.classifier.normalize import normalize
+from newsmon.classifier.normalize import PROCLITICS, normalize
 from newsmon.classifier.query import Term, parse
 from newsmon.errors import ConfigError, QuerySyntaxError
 
@@ -157,3 +157,67 @@ def test_a_normalized_term_matches_itself_in_any_text(term: str, left: str, righ
     tid = auto.add(node)
     auto.compile()
     assert tid in auto.scan(normalize(f"{left} {phrase} {right}")).spans
+
+
+@pytest.mark.parametrize("text", ["روسيا تسحب قواتها", "وسيسحب الجيش", "فتسحب الفصائل", "سحب القوات"],
+                         ids=["ta", "wa-sa-ya", "fa-ta", "past"])
+def test_arabic_verb_stem_matches_imperfect_and_future(engine: Engine, text: str) -> None:
+    assert hits(engine, "~سحب", f"قالت المصادر إن {text} اليوم")
+
+
+def test_arabic_verb_prefixes_only_with_a_verb_stem(engine: Engine) -> None:
+    assert not hits(engine, "سحب", "قالت إن روسيا تسحب قواتها")
+    assert not hits(engine, "~سحب", "قالت إن السحابة مرت")  # still a whole word, no inner match
+
+
+@pytest.mark.parametrize(("term", "word"), [("قوات", "قواتها"), ("جنود", "جنودا"), ("قيادة", "قيادتها"),
+                                            ("مقاتلين", "ومقاتليهم"), ("الفصائل", "بفصائلها")],
+                         ids=["pronoun", "accusative", "ta-marbuta", "plural-pronoun", "article-pronoun"])
+def test_arabic_endings_keep_the_word(engine: Engine, term: str, word: str) -> None:
+    text = f"قال المتحدث إن {word} وصلت"
+    spans = hits(engine, term, text)
+    assert spans and spans[0][3] in word
+
+
+@pytest.mark.parametrize(("term", "text"), [("زار", "أعلنت وزارة الدفاع"), ("قوات", "قواتيات كثيرة"),
+                                            ("قيادة", "قيادتا الجيش")],
+                         ids=["short-word", "not-an-ending", "ta-marbuta-no-alif"])
+def test_arabic_endings_do_not_overreach(engine: Engine, term: str, text: str) -> None:
+    assert not hits(engine, term, text)
+
+
+def test_terms_used_under_title_and_elsewhere_are_found_in_the_body(engine: Engine) -> None:
+    query = "(title:banana AND apple) OR (apple NEAR/3 banana)"
+    assert hits(engine, query, "an apple and a banana")
+    assert not hits(engine, "title:banana AND apple", "an apple and a banana")
+    assert hits(engine, "title:banana AND apple", "an apple", title="one banana")
+
+
+_arabic_letter = st.sampled_from("ابتثجحخدذرزسشصضطظعغفقكلمنهويء")
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(word=st.text(alphabet=_arabic_letter, min_size=4, max_size=9).filter(lambda w: not w.startswith("ا")),
+       lead=st.sampled_from(["", *sorted(PROCLITICS)]),
+       ending=st.sampled_from(["", "ه", "ها", "هم", "هما", "هن", "ا"]),
+       left=_text, right=_text)
+def test_an_arabic_word_matches_after_any_proclitic_and_before_any_ending(word: str, lead: str, ending: str,
+                                                                          left: str, right: str) -> None:
+    auto = Automaton()
+    node = parse(word)
+    assert isinstance(node, Term)
+    tid = auto.add(node)
+    auto.compile()
+    surface = word
+    if word.endswith("ه") and ending:  # a final ة (normalized ه) takes its ت form before a pronoun
+        if ending == "ا":
+            return
+        surface = word[:-1] + "ت"
+    assert tid in auto.scan(normalize(f"{left} {lead}{surface}{ending} {right}")).spans
+
+
+def test_near_counts_whole_words_only(engine: Engine) -> None:
+    # the rest of a prefix term's word, or a proclitic before an Arabic hit, is not a word in between
+    assert hits(engine, "rebel* NEAR/4 taken", "rebels say they have taken the prison")
+    assert not hits(engine, "rebel* NEAR/3 taken", "rebels say they have taken the prison")
+    assert hits(engine, "الفصائل NEAR/2 حلب", "قالت الفصائل دخلت وحلب")

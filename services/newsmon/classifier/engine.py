@@ -60,12 +60,15 @@ class Engine:
         self._scored: dict[str, frozenset[int] | None] = {
             t.id: frozenset().union(*(groups[g] for g in t.score_groups)) if t.score_groups else None
             for t in loaded.topics.values()}
+        body = set(self._entity_of)  # gazetteer names are looked for everywhere (places, actors)
         for topic in loaded.topics.values():
             for leaf in q.walk_terms(topic.ast):
                 if isinstance(leaf, q.Term):
                     self.auto.add(leaf)
+            for leaf in _outside_title(topic.ast):
+                body |= groups[leaf.name] if isinstance(leaf, q.Group) else {self.auto.index(leaf)}
             self.queries[topic.id] = Query(topic.ast, self.auto, groups)
-        self.auto.compile()
+        self.auto.compile(body)
         self._labels = [t.text + ("*" if t.prefix else "") for t in self.auto.terms]
 
     @property
@@ -75,7 +78,7 @@ class Engine:
     def classify(self, title: str, text: str, lang: str | None = None,
                  all_spans: bool = False) -> Classification:
         """Classify one article; only topics over their threshold are in `matches` (and have spans)."""
-        fields = {"title": self.auto.scan(normalize(title)), "text": self.auto.scan(normalize(text))}
+        fields = {"title": self.auto.scan(normalize(title)), "text": self.auto.scan(normalize(text), body=True)}
         detected = lang or _detect(title, text)
         places, actors = self._entities(fields)
         originals = {"title": title, "text": text}
@@ -168,6 +171,17 @@ class Engine:
             loaded.check()
             engine = Engine(loaded, self.gazetteer)
         return engine.classify(title, text, lang, all_spans=True)
+
+
+def _outside_title(node: q.Node, in_title: bool = False) -> list[q.Term | q.Group]:
+    """The leaves of a query that may match outside a `title:` scope (the body must be scanned for them)."""
+    if isinstance(node, q.Term | q.Group):
+        return [] if in_title else [node]
+    if isinstance(node, q.Field):
+        return _outside_title(node.child, node.field == "title")
+    if isinstance(node, q.Not):
+        return _outside_title(node.child, in_title)
+    return [leaf for child in node.children for leaf in _outside_title(child, in_title)]
 
 
 def _exact(name: str) -> q.Term:

@@ -2,7 +2,10 @@
 
 Hits are kept only at Unicode word boundaries. An Arabic term may follow proclitics (و ف ب ل ك ال and their
 combinations) inside the same word; a term without `*` must end where the word ends, so `حلب` hits `وحلب` and
-`لحلب` but not `الحلبي`. English words also match simple inflections (-s, -es, -ed, -ing, -ies, -ied).
+`لحلب` but not `الحلبي`. Arabic terms without `*` also match with attached pronouns and the accusative alif
+(words of four letters or more: `قوات` finds `قواتها`, `جنود` finds `جنودا`, `قيادة` finds `قيادتها`);
+gazetteer names match as written. A verb stem written `~سحب` also matches `يسحب`, `تسحب`, `ستسحب`. English
+words also match simple inflections (-s, -es, -ed, -ing, -ies, -ied).
 """
 
 from __future__ import annotations
@@ -13,25 +16,9 @@ from dataclasses import dataclass, field
 
 import ahocorasick
 
+from newsmon.classifier import morphology as m
 from newsmon.classifier import query as q
-from newsmon.classifier.normalize import PROCLITICS, is_arabic, strip_article
-
-_VOWELS = set("aeiou")
-
-
-def inflections(word: str) -> set[str]:
-    """Simple English inflections of a lower-case word (over-generation only adds patterns)."""
-    if len(word) < 3 or not word.isascii() or not word.isalpha():
-        return set()
-    out = {word + "s", word + "es", word + "ed", word + "ing"}
-    if word.endswith("e"):
-        out |= {word + "d", word[:-1] + "ing"}
-    if word.endswith("y") and word[-2] not in _VOWELS:
-        out |= {word[:-1] + "ies", word[:-1] + "ied"}
-    if len(word) <= 6 and word[-1] not in _VOWELS | {"w", "x", "y"} and word[-2] in _VOWELS \
-            and word[-3] not in _VOWELS:
-        out |= {word + word[-1] + "ed", word + word[-1] + "ing"}
-    return out
+from newsmon.classifier.normalize import is_arabic, strip_article
 
 
 @dataclass
@@ -43,14 +30,23 @@ class Hits:
 
 
 class Automaton:
-    """Terms registered once (deduplicated), compiled into one automaton."""
+    """Terms registered once (deduplicated), compiled into one automaton.
+
+    Patterns carry their word start: a leading space, and for Arabic each proclitic (and, for a verb stem,
+    each verb prefix) it may take; a Latin pattern also its trailing space unless `*`. What follows an Arabic
+    pattern inside its word (an ending) is checked on each hit. (Bare patterns would make a smaller
+    automaton, but one much slower to run over Arabic text.)
+    """
 
     def __init__(self) -> None:
         self.terms: list[q.Term] = []
         self._index: dict[q.Term, int] = {}
         self._auto: ahocorasick.Automaton = ahocorasick.Automaton()
-        # pattern → (length of its leading space + proclitic, length of its trailing space, term indices)
+        self._body: ahocorasick.Automaton = self._auto
+        # Latin pattern → (length of its leading space, length of its trailing space, term indices)
         self._patterns: dict[str, tuple[int, int, list[int]]] = {}
+        # Arabic pattern (space, lead, form) → [(term index, length of the form, end rule)]
+        self._arabic: dict[str, list[tuple[int, int, int]]] = {}
 
     def add(self, term: q.Term) -> int:
         """Register a term; returns its index."""
@@ -60,12 +56,16 @@ class Automaton:
         tid = len(self.terms)
         self.terms.append(term)
         self._index[term] = tid
+        if is_arabic(term.text):
+            leads = m.VERB_LEADS if term.verb else m.LEADS
+            for form, rule in m.arabic_patterns(strip_article(term.text), term):
+                for lead in ("", *leads):
+                    self._arabic.setdefault(" " + lead + form, []).append((tid, len(form), rule))
+            return tid
         trail = "" if term.prefix else " "
         for form in self._forms(term):
-            leads = _ARABIC_LEADS if is_arabic(form) else (" ",)
-            for lead in leads:
-                entry = self._patterns.setdefault(lead + form + trail, (len(lead), len(trail), []))
-                entry[2].append(tid)
+            entry = self._patterns.setdefault(" " + form + trail, (1, len(trail), []))
+            entry[2].append(tid)
         return tid
 
     def index(self, term: q.Term) -> int:
@@ -74,38 +74,58 @@ class Automaton:
     @staticmethod
     def _forms(term: q.Term) -> set[str]:
         text = term.text
-        if is_arabic(text):
-            return {strip_article(text)}
         out = {text}
         if not term.prefix and not term.exact:
             head, _, last = text.rpartition(" ")
-            out |= {(head + " " + v if head else v) for v in inflections(last)}
+            out |= {(head + " " + v if head else v) for v in m.inflections(last)}
         return out
 
-    def compile(self) -> None:
+    def compile(self, body_terms: set[int] | None = None) -> None:
+        """Build the automaton; `body_terms`: the only terms an article's body needs (the others are used
+        under `title:` alone), scanned there with a second, smaller automaton (None: one for both)."""
+        self._auto = self._build(None)
+        self._body = self._auto if body_terms is None else self._build(body_terms)
+
+    def _build(self, keep: set[int] | None) -> ahocorasick.Automaton:
         auto = ahocorasick.Automaton()
         for pattern, (lead, trail, tids) in self._patterns.items():
-            auto.add_word(pattern, (len(pattern), lead, trail, tuple(tids)))
+            kept = tuple(t for t in tids if keep is None or t in keep)
+            if kept:  # span of a hit ending at `end` of the padded text, normalized: (end - a, end - b)
+                auto.add_word(pattern, (len(pattern) - lead, trail, kept, None))
+        for pattern, rules in self._arabic.items():
+            rkept = tuple(r for r in rules if keep is None or r[0] in keep)
+            if rkept:
+                auto.add_word(pattern, (0, 0, (), rkept))
         if len(auto):
             auto.make_automaton()
-        self._auto = auto
+        return auto
 
-    def scan(self, norm: str) -> Hits:
-        """All hits at word boundaries in one normalized text (boundaries are spaces after normalization,
-        matched inside the automaton: patterns carry their spaces, Arabic ones their proclitics)."""
+    def scan(self, norm: str, body: bool = False) -> Hits:
+        """All hits at word boundaries in one normalized text (boundaries are spaces after normalization);
+        `body`: an article's body, where terms used only under `title:` are not looked for."""
         hits = Hits(norm)
-        if not len(self._auto) or not norm:
+        auto = self._body if body else self._auto
+        if not len(auto) or not norm:
             return hits
         spans = hits.spans
-        for end, (plen, lead, trail, tids) in self._auto.iter(" " + norm + " "):
-            span = (end - plen + lead, end - trail)  # -1 for the leading pad on both ends
-            for tid in tids:
-                spans.setdefault(tid, []).append(span)
+        text = " " + norm + " "
+        for end, (a, b, tids, rules) in auto.iter(text):
+            if rules is None:  # Latin: the pattern carries its boundaries; a, b: offsets of the term in it
+                span = (end - a, end - b)
+                for tid in tids:
+                    if tid in spans:
+                        spans[tid].append(span)
+                    else:
+                        spans[tid] = [span]
+                continue
+            after = "" if text[end + 1] == " " else text[end + 1:text.find(" ", end + 1)]
+            for tid, n, rule in rules:  # Arabic: what follows the form in its word must fit the rule
+                if after and (rule == m.EXACT or (rule == m.ENDINGS and after not in m.ENDING_SET)):
+                    continue
+                if rule == m.PRONOUN and after not in m.PRONOUNS:
+                    continue
+                spans.setdefault(tid, []).append((end - n, end))
         return hits
-
-
-# A term in Arabic script may follow a leading space and any proclitic combination.
-_ARABIC_LEADS = (" ", *(" " + p for p in sorted(PROCLITICS)))
 
 
 @dataclass
@@ -228,6 +248,16 @@ def _any_within(first: list[tuple[str, int, int, int]], other: list[tuple[str, i
             if (os_, otid) == (s, tid):
                 continue
             gap = fields[f].norm[e:os_] if os_ >= e else fields[f].norm[oe:s] if s >= oe else ""
-            if len(gap.split()) < distance:
+            if _words_between(gap) < distance:
                 return True
     return False
+
+
+def _words_between(gap: str) -> int:
+    """Whole words in the text between two hits: the rest of a hit's own word (after a prefix term, before it
+    a proclitic) is not a word between them."""
+    if gap[:1] not in ("", " "):
+        gap = gap.partition(" ")[2]
+    if gap[-1:] not in ("", " "):
+        gap = gap.rpartition(" ")[0]
+    return len(gap.split())

@@ -5,7 +5,7 @@
     and     := near (["AND"] near)*          adjacency is AND
     near    := unary ("NEAR/" n unary)*     within n words, same field
     unary   := "NOT" unary | primary
-    primary := "(" or ")" | FIELD ":" primary | "phrase words" | term | term* | @group
+    primary := "(" or ")" | FIELD ":" primary | "phrase words" | term | term* | ~term | @group
 
 Terms are normalized like article text (see normalize.py); `term*` is a prefix wildcard. Operators are upper
 case; lower-case `and`/`or`/`not` are ordinary words.
@@ -24,11 +24,14 @@ FIELDS = ("title", "text")
 
 @dataclass(frozen=True, slots=True)
 class Term:
-    """A word or phrase; `prefix`: trailing-* wildcard; `exact`: no English inflection (gazetteer names)."""
+    """A word or phrase; `prefix`: trailing-* wildcard; `exact`: no English inflection (gazetteer names);
+    `verb`: a leading `~` on an Arabic verb stem, which then also matches its imperfect and future forms
+    (ي ت ن سي ست سن before the stem: `~سحب` finds `تسحب`, `يسحب`, `ستسحب`)."""
 
     text: str
     prefix: bool = False
     exact: bool = False
+    verb: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +197,8 @@ class _Parser:
     def term(self, tok: _Tok) -> Term:
         exact = tok.kind == "phrase"
         raw = tok.value[1:-1] if exact else tok.value
+        verb = raw.startswith("~")
+        raw = raw[1:] if verb else raw
         prefix = raw.endswith("*")
         text = clean_term(raw.rstrip("*"))
         if "*" in raw.rstrip("*"):
@@ -202,7 +207,7 @@ class _Parser:
             raise self.error(f"empty term {tok.value!r}", tok.pos)
         if prefix and len(text) < 3:
             raise self.error("a prefix wildcard needs at least 3 characters", tok.pos)
-        return Term(text, prefix=prefix)
+        return Term(text, prefix=prefix, verb=verb)
 
 
 def _positional(node: Node) -> bool:
@@ -229,7 +234,7 @@ def parse_term(raw: str, source: str = "", exact: bool = False) -> Term | Group:
     kind = "phrase" if " " in raw or raw.startswith('"') else "word"
     value = raw if raw.startswith('"') else (f'"{raw}"' if kind == "phrase" else raw)
     term = p.term(_Tok(kind, value, 0))
-    return Term(term.text, term.prefix, True) if exact and not term.prefix else term
+    return Term(term.text, term.prefix, True, term.verb) if exact and not term.prefix else term
 
 
 def walk_terms(node: Node) -> list[Term | Group]:
