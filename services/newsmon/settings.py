@@ -142,6 +142,10 @@ class PollerSettings(Section):
     seen_ids_max: int = Field(200_000, ge=1000, description="De-duplication memory, per feed bounded")
     websub_callback: str = Field("", description="Public base URL hubs push to ('' = WebSub off)")
     websub_listen: str = Field("", description="HOST:PORT the WebSub callback server listens on")
+    reload_interval: PositiveDuration = Field(
+        5, description="How often the poller re-reads the feeds table (feeds added, paused, removed)")
+    lease_ttl: PositiveDuration = Field(
+        90, description="How long a poller's claim on a feed lasts unless renewed (after a crash: takeover delay)")
 
 
 class ClassifierSettings(Section):
@@ -163,6 +167,8 @@ class AlertingSettings(Section):
     group_wait: Duration = Field(0, ge=0, description="Wait before the first notification of a new story")
     group_interval: Duration = Field(300, ge=0, description="Minimum time between updates of one alert")
     repeat_interval: Duration = Field(4 * 3600, ge=0)
+    subscriptions_reload: PositiveDuration = Field(
+        5, description="How often the alerter re-reads subscriptions made through the API")
 
 
 class FeedSettings(Section):
@@ -235,6 +241,29 @@ class SubscriptionSettings(Section):
     rate_limit: str | None = Field(None, description="'10/h': at most N notifications per period")
     webhook: WebhookSettings | None = None
     email: EmailSettings | None = None
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, v: str | None) -> str | None:
+        clock = r"\s*([01]?\d|2[0-3]):[0-5]\d\s*"
+        if v is not None and not re.fullmatch(f"{clock}-{clock}", v):
+            raise ValueError("expected 'HH:MM-HH:MM' (UTC), e.g. '22:00-06:00'")
+        return v
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\S+)\s*", v)  # the alerter reads it as count / period
+        try:
+            ok = m is not None and int(m.group(1)) >= 1 and parse_duration(
+                "1" + m.group(2) if m.group(2).isalpha() else m.group(2)) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("expected COUNT/PERIOD with COUNT >= 1, e.g. '10/h' or '3/30m'")
+        return v
 
     @model_validator(mode="after")
     def _channel(self) -> SubscriptionSettings:

@@ -62,3 +62,23 @@ async def test_config_feeds_are_removed_in_the_config(api: Api) -> None:
         body = assert_problem(await c.delete("/api/v1/feeds/cfg-feed"), 409)
         assert "config" in str(body["detail"])
         assert (await c.patch("/api/v1/feeds/cfg-feed", json={"active": False})).status_code == 200
+
+
+async def test_feeds_added_through_the_api_survive_a_config_sync(api: Api) -> None:
+    async with api.client(api.admin) as c:
+        r = await c.post("/api/v1/feeds", json={"url": "https://example.org/live.xml", "id": "live"})
+        assert r.status_code == 201
+        await _configured(api)  # what every poller does when it starts
+        feeds = {f["id"]: f for f in (await c.get("/api/v1/feeds")).json()}
+        assert {fid: (f["origin"], f["active"]) for fid, f in feeds.items()} == {
+            "cfg-feed": ("config", True), "live": ("api", True)}
+        assert feeds["live"]["lease_owner"] is None
+
+
+async def test_origin_is_stored_not_guessed_from_the_config(api: Api) -> None:
+    url = "https://example.org/moved.xml"  # a config feed whose URL is not (or no longer) in this API's config
+    await feed_store.sync_feeds(api.store, [FeedState(id="elsewhere", url=url, config_url=url, interval=300,
+                                                      current_interval=300)], now=1.0)
+    async with api.client(api.admin) as c:
+        assert (await c.get("/api/v1/feeds/elsewhere")).json()["origin"] == "config"
+        assert_problem(await c.delete("/api/v1/feeds/elsewhere"), 409)

@@ -118,3 +118,33 @@ async def test_feeds_shows_health_after_polls(tmp_path: Path, feedserver: FeedSe
         1,
     )
     assert "503" in rows["down"]["last_error"]
+
+
+async def test_feeds_shows_origin_and_the_poller_holding_a_feed(tmp_path: Path) -> None:
+    import time
+
+    from newsmon.settings import load_settings
+    from newsmon.store import Store, leases
+    from newsmon.store import feeds as feed_store
+    from newsmon.store.feeds import FeedState
+
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[[feeds]]\nid = "cfg"\nurl = "https://example.org/a.xml"\n',
+                      encoding="utf-8")
+    settings = load_settings(config)
+    store = await Store.open(settings.store.url)
+    try:
+        url = "https://example.org/b.xml"
+        web = FeedState(id="web", url=url, config_url=url, interval=300, current_interval=300, origin="api")
+        assert await feed_store.add_feed(store, web) is None
+        assert len(await leases.claim(store, ["web"], "host-b:42:beef", time.time(), ttl=600)) == 1
+    finally:
+        await store.close()
+    listing = newsmon("feeds", "--config", str(config), "--json").stdout
+    rows = {r["id"]: r for r in map(json.loads, listing.splitlines())}
+    assert {fid: (r["origin"], r["lease_owner"]) for fid, r in rows.items()} == {
+        "cfg": ("config", None), "web": ("api", "host-b:42:beef")}
+    table = newsmon("feeds", "--config", str(config)).stdout.splitlines()
+    assert "ORIGIN" in table[0] and "LEASE" in table[0]
+    web_line = next(line for line in table if line.startswith("web "))
+    assert " api " in web_line and "host-b:42:beef" in web_line

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
-from newsmon.poller.service import PollerService, feed_id
+from newsmon.poller.service import PollerService, configured_feeds, feed_id
 from newsmon.settings import Settings
-from newsmon.store import Store
+from newsmon.store import Store, leases
 from newsmon.store import feeds as feed_store
 from newsmon.store.feeds import FeedState
 from tests.poller.conftest import MemoryBus, make_settings, poll_once, rss
@@ -247,8 +250,6 @@ async def test_feed_ids_and_removed_feeds(
 async def test_continuous_run_polls_and_stops(
     tmp_path: Path, feedserver: FeedServer, bus: MemoryBus, store: Store
 ) -> None:
-    import asyncio
-
     feedserver.route("/rss", rss(ITEMS))
     svc = PollerService(setup_feed(tmp_path, feedserver), bus, store)
     stop = asyncio.Event()
@@ -274,3 +275,65 @@ async def test_per_host_concurrency_is_respected(
     await poll_once(settings, bus, store)
     assert sum(feedserver.count(f"/slow{i}") for i in range(4)) == 4
     assert feedserver.max_in_flight == 1
+
+
+async def _until(check: Callable[[], bool], seconds: float = 20.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+async def test_a_running_poller_follows_feeds_added_paused_resumed_and_removed(
+    tmp_path: Path, feedserver: FeedServer, bus: MemoryBus, store: Store
+) -> None:
+    feedserver.route("/cfg", rss(ITEMS[:1]))
+    feedserver.route("/web", rss(ITEMS[1:]))
+    settings = setup_feed(tmp_path, feedserver, path="/cfg")
+    settings.poller.reload_interval = 0.2
+    settings.poller.min_interval = 0.5
+    svc = PollerService(settings, bus, store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.run(stop))
+    try:
+        await _until(lambda: feedserver.count("/cfg") == 1)
+        url = feedserver.url("/web")
+        web = FeedState(id="web", url=url, config_url=url, interval=0.5, current_interval=0.5, origin="api")
+        assert await feed_store.add_feed(store, web) is None
+        await _until(lambda: feedserver.count("/web") >= 2)  # picked up, and polled again on its schedule
+        assert {a.title for a in bus.articles()} == {t for _, _, t in ITEMS}
+
+        await feed_store.set_active(store, "web", False, time.time())
+        await asyncio.sleep(1.0)  # a reload, and a poll already in flight finishing
+        paused_at = feedserver.count("/web")
+        await asyncio.sleep(1.5)  # three intervals of the feed, seven reloads
+        assert feedserver.count("/web") == paused_at
+
+        await feed_store.set_active(store, "web", True, time.time())
+        await _until(lambda: feedserver.count("/web") > paused_at)
+        await feed_store.remove_feed(store, "web")
+        await asyncio.sleep(1.0)
+        removed_at = feedserver.count("/web")
+        await asyncio.sleep(1.5)
+        assert feedserver.count("/web") == removed_at
+        assert feedserver.count("/cfg") == 1  # the config feed kept its own 10-minute schedule
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert [s.lease_owner for s in await feed_store.list_feeds(store)] == [None]  # released on stop
+
+
+async def test_a_feed_leased_by_another_poller_is_left_to_it(
+    tmp_path: Path, feedserver: FeedServer, bus: MemoryBus, store: Store
+) -> None:
+    feedserver.route("/rss", rss(ITEMS))
+    settings = setup_feed(tmp_path, feedserver)
+    await feed_store.sync_feeds(store, configured_feeds(settings), time.time())
+    assert len(await leases.claim(store, ["test"], "elsewhere:1:x", time.time(), ttl=600)) == 1
+    svc = await poll_once(settings, bus, store)
+    assert (svc.outcomes, feedserver.count("/rss")) == ({}, 0)
+    await leases.release_all(store, "elsewhere:1:x")
+    await poll_once(settings, bus, store)
+    assert feedserver.count("/rss") == 1 and len(bus.articles()) == 3
+    assert (await state_of(store)).lease_owner is None

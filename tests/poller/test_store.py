@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from newsmon.store import Store
+from newsmon.store import Store, seen
 from newsmon.store import feeds as feed_store
-from newsmon.store.feeds import FeedState, SeenRow
+from newsmon.store.feeds import FeedState
+from newsmon.store.seen import SeenRow
 
 
 def _feed(fid: str = "f", url: str = "http://a.example/rss") -> FeedState:
@@ -15,10 +16,10 @@ async def test_seen_memory_is_bounded_and_forgets_the_longest_absent_first(store
     await feed_store.sync_feeds(store, [_feed()], now=0)
     for t in range(6):  # 6 polls of 5 new items each
         rows = [SeenRow(f"a{t}-{i}", None, "h", 1) for i in range(5)]
-        await feed_store.remember(store, "f", rows, [], [], now=float(t), cap=None)
-    await feed_store.remember(store, "f", [], [], ["a0-0"], now=10.0, cap=12)  # a0-0 is still in the document
+        await seen.remember(store, "f", rows, [], [], now=float(t), cap=None)
+    await seen.remember(store, "f", [], [], ["a0-0"], now=10.0, cap=12)  # a0-0 is still in the document
     ids = [f"a{t}-{i}" for t in range(6) for i in range(5)]
-    kept = {r.id for r in await feed_store.load_seen(store, "f", ids, [])}
+    kept = {r.id for r in await seen.load_seen(store, "f", ids, [])}
     assert len(kept) == 12
     assert "a0-0" in kept and "a5-4" in kept and "a0-1" not in kept
 
@@ -35,6 +36,6 @@ async def test_sync_keeps_state_and_restarts_a_changed_url(store: Store) -> None
 
 async def test_link_keys_find_churned_items(store: Store) -> None:
     await feed_store.sync_feeds(store, [_feed()], now=0)
-    await feed_store.remember(store, "f", [SeenRow("old", "link1", "h", 3)], [], [], now=1.0, cap=None)
-    [row] = await feed_store.load_seen(store, "f", ["new-id"], ["link1"])
+    await seen.remember(store, "f", [SeenRow("old", "link1", "h", 3)], [], [], now=1.0, cap=None)
+    [row] = await seen.load_seen(store, "f", ["new-id"], ["link1"])
     assert (row.id, row.revision) == ("old", 3)

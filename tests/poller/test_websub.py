@@ -66,7 +66,7 @@ async def test_subscribe_verify_and_push(
     port = _free_port()
     async with net.create_client(settings.http) as client:
         ctx = Context(settings, bus, store, client, random.Random(), StateSaver(store))
-        websub = WebSub(ctx, f"http://127.0.0.1:{port}/websub", {"w": state})
+        websub = WebSub(ctx, f"http://127.0.0.1:{port}/websub")
         stop = asyncio.Event()
         task = asyncio.create_task(websub.run(f"127.0.0.1:{port}", stop))
         for _ in range(200):
@@ -92,7 +92,7 @@ async def test_subscribe_verify_and_push(
                 },
             )
             assert (wrong.status_code, ok.status_code, ok.text) == (404, 200, "c2")
-            assert state.websub_until is not None
+            assert (await feed_store.list_feeds(store))[0].websub_until is not None
 
             pushed = rss(ITEMS)
             good = await hub_client.post(

@@ -24,7 +24,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="allow loopback/private addresses (local testing); same as http.allow_private_networks",
     )
     p.set_defaults(func=fetch_command)
-    p = sub.add_parser("feeds", parents=[common], help="list feeds with their health")
+    p = sub.add_parser("feeds", parents=[common], help="list feeds with their health, origin and lease holder")
     p.add_argument("--json", action="store_true", help="one JSON object per feed")
     p.set_defaults(func=feeds_command)
 
@@ -74,7 +74,7 @@ async def _fetch(settings: Any, url: str) -> list[str]:
 
 
 def feeds_command(args: argparse.Namespace) -> int:
-    """`newsmon feeds`: every configured feed with its health from the store."""
+    """`newsmon feeds`: every feed (config and API) with its health, origin and the poller holding it."""
     from newsmon.settings import load_settings
 
     settings = load_settings(args.config)
@@ -83,14 +83,21 @@ def feeds_command(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row, default=str))
         return 0
-    print(f"{'ID':<20} {'HEALTH':<8} {'STREAK':>6} {'LAST OK':>9} {'NEXT':>8} {'EVERY':>7} {'GAPS':>4}  URL")
+    print(
+        f"{'ID':<20} {'HEALTH':<8} {'ORIGIN':<6} {'STREAK':>6} {'LAST OK':>9} {'NEXT':>8} {'EVERY':>7} "
+        f"{'GAPS':>4}  {'LEASE':<28} URL"
+    )
+    pad = " " * 73
     for r in rows:
+        health = r["health"] if r["active"] else "paused"
+        lease = r["lease_owner"] if r["lease_owner"] and (r["lease_until"] or 0) > time.time() else "-"
         print(
-            f"{r['id'][:20]:<20} {r['health']:<8} {r['error_streak']:>6} {_ago(r['last_success']):>9} "
-            f"{_ago(r['next_poll'], future=True):>8} {r['interval']:>6.0f}s {r['gaps']:>4}  {r['url']}"
+            f"{r['id'][:20]:<20} {health:<8} {r['origin']:<6} {r['error_streak']:>6} "
+            f"{_ago(r['last_success']):>9} {_ago(r['next_poll'], future=True):>8} {r['interval']:>6.0f}s "
+            f"{r['gaps']:>4}  {lease[:28]:<28} {r['url']}"
         )
         if r["error_streak"] and r["last_error"]:
-            print(f"{'':<20} {'':<8} {'':>6} {'':>9} {'':>8} {'':>7} {'':>4}  ! {r['last_error'][:160]}")
+            print(f"{pad}! {r['last_error'][:160]}")
     return 0
 
 
@@ -101,7 +108,7 @@ async def _feed_rows(settings: Any) -> list[dict[str, Any]]:
 
     store = await Store.open(settings.store.url)
     try:
-        stored = {s.id: s for s in await feed_store.list_feeds(store)}
+        stored = {s.id: s for s in await feed_store.list_feeds(store, include_inactive=True)}
     finally:
         await store.close()
     for state in configured_feeds(settings):
@@ -111,6 +118,10 @@ async def _feed_rows(settings: Any) -> list[dict[str, Any]]:
             "id": s.id,
             "url": s.url,
             "health": s.health,
+            "active": s.active,
+            "origin": s.origin,
+            "lease_owner": s.lease_owner,
+            "lease_until": s.lease_until,
             "error_streak": s.error_streak,
             "last_error": s.last_error,
             "last_success": s.last_success,

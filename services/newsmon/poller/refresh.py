@@ -24,9 +24,9 @@ from newsmon.poller import parser, processor, schedule
 from newsmon.poller.fetcher import Fetched, fetch
 from newsmon.poller.saver import StateSaver
 from newsmon.settings import Settings
-from newsmon.store import Store
-from newsmon.store import feeds as feed_store
-from newsmon.store.feeds import FeedState, SeenRow
+from newsmon.store import Store, seen
+from newsmon.store.feeds import FeedState
+from newsmon.store.seen import SeenRow
 
 _log = log.get(__name__)
 _PARSE_IN_THREAD = 256 * 1024  # big documents are parsed off the event loop so other feeds keep moving
@@ -101,7 +101,7 @@ async def publish_articles(ctx: Context, state: FeedState, feed: parser.Feed, no
         lang=state.lang,
         fetched_at=datetime.fromtimestamp(now, UTC),
     )
-    rows = await feed_store.load_seen(
+    rows = await seen.load_seen(
         ctx.store, state.id, [d.article.id for d in drafts], [d.link_key for d in drafts if d.link_key]
     )
     known = processor.Known(
@@ -120,7 +120,7 @@ async def publish_articles(ctx: Context, state: FeedState, feed: parser.Feed, no
     cap = min(ctx.settings.poller.seen_ids_max, max(1000, 10 * max(state.max_items, len(items))))
     prune = cap if new and state.polls % 10 == 1 else None
     same = [i.article.id for i in items if i.action == "same"]
-    await feed_store.remember(ctx.store, state.id, new, edited, same, now, prune)
+    await seen.remember(ctx.store, state.id, new, edited, same, now, prune)
     _observe_rate(state, items, len(new), now)
     if gap:
         _record_gap(ctx, state, len(items), now)

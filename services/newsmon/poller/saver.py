@@ -1,5 +1,7 @@
 """Feed-state writes, batched: a poll marks its feed dirty; dirty feeds are written together a moment later.
 
+Writing a polled feed also releases the poller's lease on it (only if that poller still holds it).
+
 One UPDATE transaction per poll was a large share of a 304 poll's cost. Losing a batch in a crash only
 means those feeds are polled again sooner (seen ids are written at once, so a lost body hash only costs a
 re-parse that publishes nothing new).
@@ -21,8 +23,9 @@ _log = log.get(__name__)
 class StateSaver:
     """Collects dirty feed states and writes them in batches."""
 
-    def __init__(self, store: Store, delay: float = 0.25) -> None:
+    def __init__(self, store: Store, owner: str | None = None, delay: float = 0.25) -> None:
         self._store = store
+        self._owner = owner
         self._delay = delay
         self._dirty: dict[str, FeedState] = {}
         self._timer: asyncio.Task[None] | None = None
@@ -46,11 +49,14 @@ class StateSaver:
         batch = list(self._dirty.values())
         self._dirty.clear()
         try:
-            await feed_store.save_feeds(self._store, batch)
+            lost = await feed_store.save_feeds(self._store, batch, owner=self._owner)
         except StoreError:
             for state in batch:
                 self._dirty.setdefault(state.id, state)
             raise
+        if lost:  # polled past the lease's end, and another poller took the feed: its state wins
+            metrics.FEED_ERRORS.labels("LeaseLost").inc(len(lost))
+            _log.warning("feed.state_not_saved_lease_lost", feeds=len(lost), feed_ids=lost[:10])
 
     async def close(self) -> None:
         """Stop the timer and write what is left (a failure is logged; those feeds get polled again)."""

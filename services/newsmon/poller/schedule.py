@@ -7,11 +7,15 @@
 - Failure: interval * 2**streak, capped at max_backoff; Retry-After is honoured (up to a day) — and the feed
   is never given up on: the streak keeps counting, the delay stays capped.
 - Every delay gets +-jitter so feeds that started together drift apart.
+
+`Agenda` is one poller's in-memory view of when each feed is due: at most one entry per feed.
 """
 
 from __future__ import annotations
 
+import heapq
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from newsmon.settings import PollerSettings
@@ -79,3 +83,48 @@ def backoff(interval: float, streak: int, retry_after: float | None, cfg: Poller
     if retry_after is not None:
         delay = max(delay, min(retry_after, _MAX_RETRY_AFTER))
     return delay
+
+
+class Agenda:
+    """When each feed is due next, at most one entry per feed (a heap; replaced entries are skipped lazily)."""
+
+    def __init__(self) -> None:
+        self._due: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def __contains__(self, feed_id: object) -> bool:
+        return feed_id in self._due
+
+    def when(self, feed_id: str) -> float | None:
+        """When `feed_id` is due (None: not scheduled)."""
+        return self._due.get(feed_id)
+
+    def set(self, feed_id: str, when: float) -> None:
+        """Schedule `feed_id` at `when` (replacing its earlier entry)."""
+        self._due[feed_id] = when
+        heapq.heappush(self._heap, (when, feed_id))
+
+    def replace(self, entries: Iterable[tuple[str, float]]) -> None:
+        """Forget everything and schedule exactly these (feed id, when) pairs."""
+        self._due = dict(entries)
+        self._heap = [(when, fid) for fid, when in self._due.items()]
+        heapq.heapify(self._heap)
+
+    def take_due(self, now: float, limit: int) -> list[str]:
+        """Remove and return up to `limit` feeds due at `now`, earliest first."""
+        out: list[str] = []
+        while self._heap and len(out) < limit and self._heap[0][0] <= now:
+            when, fid = heapq.heappop(self._heap)
+            if self._due.get(fid) == when:
+                del self._due[fid]
+                out.append(fid)
+        return out
+
+    def next_at(self) -> float | None:
+        """When the earliest feed is due (None: nothing scheduled)."""
+        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None

@@ -1,22 +1,23 @@
-"""The poller service: keeps feeds from the config in the store and refreshes each one when it is due.
+"""The poller service: follows the feeds table, claims the feeds that are due, refreshes each one.
 
-Sequencing only: `refresh` is the per-feed pipeline, `schedule` decides when, `politeness` limits hosts; a
-global semaphore bounds requests in flight, and a slow or broken feed only ever holds its own slot.
+Sequencing only: `refresh` is the per-feed pipeline, `schedule` decides when, `leaseholder` follows the feeds
+table and leases due feeds (several pollers share one store), `politeness` limits hosts; a global semaphore bounds
+requests in flight, and a slow or broken feed only ever holds its own slot. Saving a polled feed releases its lease.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
-import heapq
 import random
 import time
-from typing import Any
 
 from newsmon import log, metrics, net
 from newsmon.bus.base import Bus
 from newsmon.errors import NewsmonError
 from newsmon.poller import schedule
+from newsmon.poller.leaseholder import Leaseholder, owner_id
 from newsmon.poller.politeness import HostLimiter
 from newsmon.poller.refresh import Context, refresh
 from newsmon.poller.saver import StateSaver
@@ -26,7 +27,8 @@ from newsmon.store import feeds as feed_store
 from newsmon.store.feeds import FeedState
 
 _log = log.get(__name__)
-_IDLE_TICK = 1.0  # longest sleep between looks at the schedule (config reloads, stop)
+_IDLE_TICK = 1.0  # longest sleep between looks at the agenda (reloads, leases to renew, stop)
+_BATCH_GAP = 0.5  # seconds between two claims, so feeds falling due one by one are claimed in batches
 _RETRY_INFRA = 30.0  # seconds before retrying a feed whose poll failed on our side (bus, store)
 
 
@@ -37,58 +39,51 @@ def feed_id(feed: FeedSettings) -> str:
 
 def configured_feeds(settings: Settings) -> list[FeedState]:
     """The config's feeds as fresh states (the store keeps what it knows about them)."""
-    out = {}
-    for f in settings.feeds:
-        fid = feed_id(f)
-        out[fid] = FeedState(
-            id=fid,
-            url=str(f.url),
-            config_url=str(f.url),
-            interval=f.interval,
-            current_interval=f.interval,
-            name=f.name,
-            lang=f.lang,
-        )
-    return list(out.values())
+    by_id = {feed_id(f): f for f in settings.feeds}
+    return [FeedState(id=fid, url=str(f.url), config_url=str(f.url), interval=f.interval,
+                      current_interval=f.interval, name=f.name, lang=f.lang) for fid, f in by_id.items()]
 
 
 class PollerService:
-    """Polls every configured feed on its own schedule and publishes new and edited articles."""
+    """Polls the feeds of the store on their own schedules and publishes new and edited articles."""
 
     def __init__(self, settings: Settings, bus: Bus, store: Store) -> None:
         self.settings = settings
         self.bus = bus
         self.store = store
         cfg = settings.poller
+        self.owner = owner_id()
         self._slots = asyncio.Semaphore(cfg.concurrency)
         self._hosts = HostLimiter(cfg.per_host_concurrency, cfg.per_host_interval)
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._refill = False  # half the leased polls are done: claim more now
         self.outcomes: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event, until_idle: bool = False) -> None:
-        """Poll until `stop` is set; `until_idle`: poll every due (or never polled) feed once, then return."""
-        now = time.time()
-        states = await feed_store.sync_feeds(self.store, configured_feeds(self.settings), now)
-        _log.info("poller.start", feeds=len(states), until_idle=until_idle)
-        saver = StateSaver(self.store)
+        """Poll until `stop` is set; `until_idle`: poll every feed due now once, then return."""
+        states = await feed_store.sync_feeds(self.store, configured_feeds(self.settings), time.time())
+        _log.info("poller.start", feeds=len(states), owner=self.owner, until_idle=until_idle)
+        saver = StateSaver(self.store, self.owner)
+        holder = Leaseholder(self.store, self.settings.poller, saver, self.owner)
         client = net.create_client(self.settings.http, max_connections=self.settings.poller.concurrency)
         async with client:
             ctx = Context(self.settings, self.bus, self.store, client, random.Random(), saver)
+            hub = None if until_idle else self._websub(ctx, stop)
             try:
-                if until_idle:
-                    due = [s for s in states if s.next_poll <= now or s.last_poll is None]
-                    await asyncio.gather(*(self._poll(ctx, s) for s in due))
-                else:
-                    hub = self._websub(ctx, states, stop)
-                    await self._loop(ctx, states, stop)
-                    if hub is not None:
-                        await hub
+                await self._loop(ctx, holder, stop, until_idle)
+                if hub is not None:
+                    await hub
             finally:
+                if hub is not None and not hub.done():
+                    hub.cancel()
+                if self._running:  # finish what is in flight: each poll is bounded by the total timeout
+                    await asyncio.gather(*self._running.values(), return_exceptions=True)
                 await saver.close()
+                await holder.release()
         _log.info("poller.stop", outcomes=self.outcomes)
 
-    def _websub(
-        self, ctx: Context, states: list[FeedState], stop: asyncio.Event
-    ) -> asyncio.Task[None] | None:
+    def _websub(self, ctx: Context, stop: asyncio.Event) -> asyncio.Task[None] | None:
         # WebSub is on only when both a public callback URL and a listen address are configured.
         callback = self.settings.poller.websub_callback
         listen = self.settings.poller.websub_listen
@@ -96,37 +91,49 @@ class PollerService:
             return None
         from newsmon.poller.websub import WebSub
 
-        hub = WebSub(ctx, callback, {s.id: s for s in states})
-        return asyncio.create_task(hub.run(listen, stop), name="websub")
+        hub = WebSub(ctx, callback)
+        return asyncio.create_task(hub.run(listen, stop, self.settings.poller.reload_interval), name="websub")
 
-    async def _loop(self, ctx: Context, states: list[FeedState], stop: asyncio.Event) -> None:
-        queue = [(s.next_poll, s.id) for s in states]
-        heapq.heapify(queue)
-        by_id = {s.id: s for s in states}
-        running: set[asyncio.Task[Any]] = set()
-        limit = self.settings.poller.concurrency * 4  # bounded task count even when thousands are due
-
-        def requeue(task: asyncio.Task[Any]) -> None:
-            running.discard(task)
-            state = by_id[task.get_name()]
-            heapq.heappush(queue, (state.next_poll, state.id))
-
+    async def _loop(self, ctx: Context, holder: Leaseholder, stop: asyncio.Event, until_idle: bool) -> None:
+        cfg = self.settings.poller
+        limit = cfg.concurrency * 2  # leased at once: every slot kept busy, no hoard another poller could use
+        started = time.time()
+        await holder.reload(self._running, cutoff=started if until_idle else None)
+        next_reload, next_renew, last_claim = started + cfg.reload_interval, started + cfg.lease_ttl / 3, 0.0
         while not stop.is_set():
             now = time.time()
-            while queue and queue[0][0] <= now and len(running) < limit:
-                _, fid = heapq.heappop(queue)
-                task = asyncio.create_task(self._poll(ctx, by_id[fid]), name=fid)
-                running.add(task)
-                task.add_done_callback(requeue)
-            wait = min(_IDLE_TICK, max(0.0, queue[0][0] - now)) if queue else _IDLE_TICK
-            if len(running) >= limit:
-                wait = _IDLE_TICK
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
-            except TimeoutError:
-                pass
-        if running:  # finish what is in flight: each poll is bounded by the total timeout
-            await asyncio.gather(*running, return_exceptions=True)
+            if now >= next_reload and not until_idle:
+                await holder.reload(self._running)
+                next_reload = now + cfg.reload_interval
+            if now >= next_renew and self._running:
+                await holder.renew(self._running)
+                next_renew = now + cfg.lease_ttl / 3
+            # One claim statement per batch: feeds falling due one by one wait up to _BATCH_GAP to be claimed
+            # together; a backlog is claimed half the limit at a time (woken when half the polls are done).
+            nxt, free = holder.agenda.next_at(), limit - len(self._running)
+            if nxt is not None and nxt <= now and free and (now >= last_claim + _BATCH_GAP or self._refill):
+                self._refill, last_claim = False, now
+                for state in await holder.claim_due(now, free):
+                    task = asyncio.create_task(self._poll(ctx, state), name=state.id)
+                    self._running[state.id] = task
+                    task.add_done_callback(functools.partial(self._finished, state, holder, until_idle, limit))
+            if until_idle and not self._running and not len(holder.agenda):
+                return
+            nxt, full = holder.agenda.next_at(), len(self._running) >= limit  # full: woken by the refill
+            wait = _IDLE_TICK if nxt is None or full else min(_IDLE_TICK, max(nxt, last_claim + _BATCH_GAP) - now)
+            await _pause(stop, self._wake, max(wait, 0.01))
+
+    def _finished(
+        self, state: FeedState, holder: Leaseholder, once: bool, limit: int, task: asyncio.Task[None]
+    ) -> None:
+        self._running.pop(task.get_name(), None)
+        if not once:
+            holder.agenda.set(state.id, state.next_poll)
+        if len(self._running) == limit // 2:
+            self._refill = True
+            self._wake.set()
+        elif not self._running:
+            self._wake.set()
 
     async def _poll(self, ctx: Context, state: FeedState) -> None:
         async with self._hosts.slot(state.url), self._slots:
@@ -135,17 +142,24 @@ class PollerService:
             except NewsmonError as exc:  # our side failed (bus, store): not the feed's fault, retry soon
                 outcome = "internal_error"
                 state.next_poll = time.time() + schedule.jittered(_RETRY_INFRA, self.settings.poller, ctx.rng)
+                ctx.saver.save(state)  # also releases the lease
                 metrics.FEED_ERRORS.labels(exc.__class__.__name__).inc()
-                _log.error(
-                    "feed.poll_internal_error", feed_id=state.id, error=f"{exc.__class__.__name__}: {exc}"
-                )
-            except (
-                Exception
-            ) as exc:  # a bug on one feed's input must not stop the others; logged with traceback
+                _log.error("feed.poll_internal_error", feed_id=state.id, error=f"{exc.__class__.__name__}: {exc}")
+            except Exception as exc:  # a bug on one feed's input must not stop the others; logged with traceback
                 outcome = "bug"
-                state.next_poll = time.time() + schedule.backoff(
-                    state.current_interval, 3, None, self.settings.poller
-                )
+                state.next_poll = time.time() + schedule.backoff(state.current_interval, 3, None, self.settings.poller)
+                ctx.saver.save(state)
                 metrics.FEED_ERRORS.labels("unexpected").inc()
                 _log.exception("feed.poll_crashed", feed_id=state.id, error=repr(exc))
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+async def _pause(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    """Sleep until `stop`, `wake` (a poll finished) or `timeout`."""
+    wake.clear()
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

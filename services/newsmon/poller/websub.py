@@ -6,7 +6,9 @@
          → parsed and published like a poll (same ids, de-duplication, edits); a bad signature is ignored
            (2xx anyway, as the spec asks, so an attacker learns nothing)
 
-Polling continues as a slower safety net while a lease is active (see `refresh`).
+Polling continues as a slower safety net while a lease is active (see `refresh`). Feeds are read from the store
+when needed (the table changes under a running poller; several pollers may serve one callback URL), and the
+secret is set once in the store, so pollers that subscribe the same feed agree on it.
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from newsmon import log, metrics
-from newsmon.errors import FetchError, HTTPStatusError, ParseError
+from newsmon.errors import FetchError, HTTPStatusError, ParseError, StoreError
 from newsmon.poller import parser
 from newsmon.poller.refresh import Context, publish_articles
+from newsmon.store import feeds as feed_store
 from newsmon.store.feeds import FeedState
 
 _log = log.get(__name__)
 LEASE = 7 * 86400.0  # seconds we ask for; hubs may grant less
 _RENEW_BEFORE = 0.1  # renew when less than this fraction of the lease is left
+_ASK_AGAIN = 600.0  # seconds before asking a hub again for a subscription it has not verified
 _HASHES = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 
 
@@ -50,10 +54,10 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
 class WebSub:
     """The subscriber side for every feed that advertises a hub."""
 
-    def __init__(self, ctx: Context, callback_base: str, feeds: dict[str, FeedState]) -> None:
+    def __init__(self, ctx: Context, callback_base: str) -> None:
         self.ctx = ctx
         self.callback_base = callback_base.rstrip("/")
-        self.feeds = feeds
+        self._asked: dict[str, float] = {}  # feed id -> when we last asked its hub
 
     def callback(self, state: FeedState) -> str:
         """Our callback URL for one feed."""
@@ -63,7 +67,9 @@ class WebSub:
         """Ask the feed's hub for (or to end) a subscription; verification comes later on the callback."""
         if not state.hub:
             return False
-        state.websub_secret = state.websub_secret or secrets.token_hex(24)
+        state.websub_secret = await feed_store.websub_secret(self.ctx.store, state.id, secrets.token_hex(24))
+        if state.websub_secret is None:  # removed meanwhile
+            return False
         form = {
             "hub.mode": mode,
             "hub.topic": state.url,
@@ -80,22 +86,27 @@ class WebSub:
             metrics.FEED_ERRORS.labels("WebSubSubscribe").inc()
             _log.warning("websub.subscribe_failed", feed_id=state.id, hub=state.hub, error=str(exc))
             return False
-        self.ctx.saver.save(state)
         _log.info("websub.subscribe_requested", feed_id=state.id, hub=state.hub, mode=mode)
         return True
 
     async def renew(self, now: float | None = None) -> int:
-        """Subscribe feeds with a hub and no lease, or a lease close to its end; how many were asked."""
+        """Subscribe feeds with a hub and no lease, or a lease close to its end; how many were asked.
+
+        A feed asked for recently is not asked again before `_ASK_AGAIN` (its hub may still be verifying).
+        """
         now = time.time() if now is None else now
         asked = 0
-        for state in self.feeds.values():
-            until = state.websub_until
-            if state.hub and (until is None or until - now < LEASE * _RENEW_BEFORE):
+        for state in await feed_store.websub_due(self.ctx.store, now + LEASE * _RENEW_BEFORE):
+            if now - self._asked.get(state.id, -_ASK_AGAIN) >= _ASK_AGAIN:
+                self._asked[state.id] = now
                 asked += await self.subscribe(state)
         return asked
 
     async def run(self, listen: str, stop: asyncio.Event, renew_every: float = 60.0) -> None:
-        """Serve the callback endpoint on `listen` (HOST:PORT) and keep leases renewed until `stop`."""
+        """Serve the callback endpoint on `listen` (HOST:PORT); subscribe and renew every `renew_every` until `stop`.
+
+        Feeds whose first poll discovered a hub are subscribed at the next round.
+        """
         import uvicorn
 
         host, _, port = listen.rpartition(":")
@@ -107,7 +118,11 @@ class WebSub:
         _log.info("websub.listening", listen=listen, callback=self.callback_base)
         try:
             while not stop.is_set():
-                await self.renew()
+                try:
+                    await self.renew()
+                except StoreError as exc:  # the next round tries again
+                    metrics.FEED_ERRORS.labels("StoreError").inc()
+                    _log.error("websub.renew_failed", error=str(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), renew_every)
         finally:
@@ -125,27 +140,26 @@ class WebSub:
         )
 
     async def _verify(self, request: Request) -> Response:
-        state = self.feeds.get(request.path_params["feed_id"])
+        state = await feed_store.get_feed(self.ctx.store, request.path_params["feed_id"])
         q = request.query_params
         mode, topic, challenge = q.get("hub.mode", ""), q.get("hub.topic", ""), q.get("hub.challenge", "")
         if state is None or topic not in (state.url, state.config_url):
             return PlainTextResponse("unknown subscription", status_code=404)
         if mode == "denied":
             _log.warning("websub.denied", feed_id=state.id, reason=q.get("hub.reason", ""))
-            state.websub_until = None
-            self.ctx.saver.save(state)
+            await feed_store.websub_verified(self.ctx.store, state.id, None)
             return PlainTextResponse("ok")
         if mode != "subscribe" or not challenge or not state.websub_secret:
             return PlainTextResponse("not expected", status_code=404)
         lease = q.get("hub.lease_seconds", "")
-        state.websub_until = time.time() + (float(lease) if lease.isdigit() else LEASE)
-        self.ctx.saver.save(state)
+        until = time.time() + (float(lease) if lease.isdigit() else LEASE)
+        await feed_store.websub_verified(self.ctx.store, state.id, until)
         _log.info("websub.verified", feed_id=state.id, lease=lease)
         return PlainTextResponse(challenge)
 
     async def _push(self, request: Request) -> Response:
-        state = self.feeds.get(request.path_params["feed_id"])
-        if state is None or not state.websub_secret:
+        state = await feed_store.get_feed(self.ctx.store, request.path_params["feed_id"])
+        if state is None or not state.active or not state.websub_secret:
             return PlainTextResponse("unknown subscription", status_code=410)
         body = await _read_capped(request, self.ctx.settings.http.max_body_bytes)
         if body is None:

@@ -1,14 +1,14 @@
-"""Tables and queries: feed state (conditional-GET validators, schedule, health) and seen articles per feed.
+"""The feeds table and its queries: what to poll (config or API), conditional-GET validators, schedule, health.
 
-`feed_items` is the de-duplication memory: one row per article id of a feed with its content hash and revision
-(edits), its canonical-link key (GUID churn) and when it was last present in the document. It is bounded per
-feed: the rows least recently present are pruned first, so items still in the document are never forgotten.
+Who writes what: the config sync owns config rows' name, interval and URL; the API owns `active` and its own rows;
+a poll's save owns the polled state (validators, schedule, health) and releases the poller's lease (`leases.py`);
+the WebSub callback owns the subscription fields. The seen-article memory per feed is in `seen.py`.
 Times are unix seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from typing import Any
@@ -17,7 +17,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
-    Index,
     Integer,
     String,
     Table,
@@ -26,13 +25,11 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    or_,
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import ColumnElement
 
 from newsmon.errors import StoreError
 from newsmon.store.base import Store, metadata
@@ -71,21 +68,6 @@ feeds = Table(
     Column("lease_until", Float),
 )
 
-feed_items = Table(
-    "feed_items",
-    metadata,
-    Column("feed_id", String(80), primary_key=True),
-    Column("id", String(80), primary_key=True),
-    Column("link_key", String(64)),
-    Column("content_hash", String(64), nullable=False),
-    Column("revision", Integer, nullable=False, default=1),
-    Column("first_seen", Float, nullable=False),
-    Column("last_seen", Float, nullable=False),
-    Index("ix_feed_items_link", "feed_id", "link_key"),
-    Index("ix_feed_items_last_seen", "feed_id", "last_seen"),
-)
-
-
 @dataclass(slots=True)
 class FeedState:
     """One feed's row; the poller mutates it and saves it after every poll."""
@@ -116,6 +98,9 @@ class FeedState:
     hub: str | None = None
     websub_secret: str | None = None
     websub_until: float | None = None  # lease end of the hub's verified subscription
+    origin: str = "config"  # 'config' (the config file owns it) or 'api' (added through the API)
+    lease_owner: str | None = None  # the poller polling it now (see store/leases.py)
+    lease_until: float | None = None
 
     @property
     def health(self) -> str:
@@ -125,25 +110,15 @@ class FeedState:
         return "ok" if self.last_success else "new"
 
 
-@dataclass(frozen=True, slots=True)
-class SeenRow:
-    """A remembered article of a feed."""
-
-    id: str
-    link_key: str | None
-    content_hash: str
-    revision: int
-
-
 _FIELDS = [f.name for f in fields(FeedState)]
 
 
-def _state(row: Any) -> FeedState:
+def row_state(row: Any) -> FeedState:
     return FeedState(**{k: row._mapping[k] for k in _FIELDS})
 
 
 @asynccontextmanager
-async def _writing(store: Store) -> AsyncIterator[AsyncConnection]:
+async def writing(store: Store) -> AsyncIterator[AsyncConnection]:
     """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE).
 
     A deferred transaction whose read snapshot goes stale fails with "database is locked" at once instead of
@@ -155,28 +130,35 @@ async def _writing(store: Store) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-def _fail(what: str, exc: SQLAlchemyError) -> StoreError:
+def fail(what: str, exc: SQLAlchemyError) -> StoreError:
     return StoreError(f"{what}: {exc.__class__.__name__}: {exc}")
 
 
 async def sync_feeds(store: Store, configured: Sequence[FeedState], now: float) -> list[FeedState]:
-    """Make the table match the configuration (new feeds due now, removed ones inactive); the active feeds."""
+    """Make the config's rows match the configuration; the active feeds (of any origin).
+
+    New config feeds are due now; config feeds gone from the file are deleted (their seen-article memory stays,
+    so adding one back publishes nothing old); feeds added through the API are left alone, and so is `active`
+    (a config feed paused through the API stays paused across restarts). A row added through the API under an
+    id the config now uses becomes the config's.
+    """
     wanted = {f.id: f for f in configured}
     try:
-        async with _writing(store) as conn:
-            existing = {r.id: _state(r) for r in await conn.execute(select(feeds))}
+        async with writing(store) as conn:
+            if not store.is_sqlite:  # pollers starting together on PostgreSQL: one sync at a time
+                await conn.execute(select(func.pg_advisory_xact_lock(_SYNC_LOCK)))
+            existing = {r.id: row_state(r) for r in await conn.execute(select(feeds))}
+            new = [f for fid, f in wanted.items() if fid not in existing]
+            for feed in new:
+                feed.next_poll, feed.origin = now, "config"
+            if new:  # one statement, many parameter sets: 10,000 new feeds in well under a second
+                await conn.execute(feeds.insert(), [{k: getattr(f, k) for k in _FIELDS} for f in new])
             for fid, feed in wanted.items():
                 old = existing.get(fid)
                 if old is None:
-                    feed.next_poll = now
-                    await conn.execute(feeds.insert().values(**{k: getattr(feed, k) for k in _FIELDS}))
                     continue
-                changes: dict[str, Any] = {
-                    "active": True,
-                    "name": feed.name,
-                    "lang": feed.lang,
-                    "interval": feed.interval,
-                }
+                owned = {"name": feed.name, "lang": feed.lang, "interval": feed.interval, "origin": "config"}
+                changes: dict[str, Any] = {k: v for k, v in owned.items() if getattr(old, k) != v}
                 if old.config_url != feed.config_url:  # the operator changed the URL: start over on it
                     changes.update(
                         url=feed.url,
@@ -188,14 +170,15 @@ async def sync_feeds(store: Store, configured: Sequence[FeedState], now: float) 
                     )
                 if old.interval != feed.interval:
                     changes["current_interval"] = feed.interval
-                await conn.execute(update(feeds).where(feeds.c.id == fid).values(**changes))
-            gone = [fid for fid in existing if fid not in wanted and existing[fid].active]
+                if changes:
+                    await conn.execute(update(feeds).where(feeds.c.id == fid).values(**changes))
+            gone = [fid for fid, old in existing.items() if fid not in wanted and old.origin == "config"]
             if gone:
-                await conn.execute(update(feeds).where(feeds.c.id.in_(gone)).values(active=False))
+                await conn.execute(delete(feeds).where(feeds.c.id.in_(gone)))
             rows = await conn.execute(select(feeds).where(feeds.c.active.is_(True)))
-            return [_state(r) for r in rows]
+            return [row_state(r) for r in rows]
     except SQLAlchemyError as exc:
-        raise _fail("cannot sync feeds", exc) from exc
+        raise fail("cannot sync feeds", exc) from exc
 
 
 async def list_feeds(store: Store, *, include_inactive: bool = False) -> list[FeedState]:
@@ -205,121 +188,133 @@ async def list_feeds(store: Store, *, include_inactive: bool = False) -> list[Fe
         query = query.where(feeds.c.active.is_(True))
     try:
         async with store.engine.connect() as conn:
-            return [_state(r) for r in await conn.execute(query)]
+            return [row_state(r) for r in await conn.execute(query)]
     except SQLAlchemyError as exc:
-        raise _fail("cannot list feeds", exc) from exc
+        raise fail("cannot list feeds", exc) from exc
+
+
+async def get_feed(store: Store, feed_id: str) -> FeedState | None:
+    """One feed (active or not), or None."""
+    try:
+        async with store.engine.connect() as conn:
+            row = (await conn.execute(select(feeds).where(feeds.c.id == feed_id))).first()
+    except SQLAlchemyError as exc:
+        raise fail("cannot read feed", exc) from exc
+    return row_state(row) if row is not None else None
+
+
+async def add_feed(store: Store, state: FeedState) -> str | None:
+    """Insert a new feed; None, or why it conflicts with an existing one (same id or URL)."""
+    try:
+        async with writing(store) as conn:
+            if (await conn.execute(select(feeds.c.id).where(feeds.c.url == state.url))).first() is not None:
+                return f"a feed with url {state.url!r} exists"
+            if (await conn.execute(select(feeds.c.id).where(feeds.c.id == state.id))).first() is not None:
+                return f"a feed with id {state.id!r} exists"
+            await conn.execute(feeds.insert().values(**{k: getattr(state, k) for k in _FIELDS}))
+    except IntegrityError:  # inserted by someone else between our check and our insert
+        return f"a feed with id {state.id!r} exists"
+    except SQLAlchemyError as exc:
+        raise fail("cannot add feed", exc) from exc
+    return None
+
+
+async def set_active(store: Store, feed_id: str, active: bool, now: float) -> None:
+    """Pause a feed (pollers drop it at their next reload) or resume it (due now)."""
+    values: dict[str, Any] = {"active": active} | ({"next_poll": now} if active else {})
+    try:
+        async with writing(store) as conn:
+            await conn.execute(update(feeds).where(feeds.c.id == feed_id).values(**values))
+    except SQLAlchemyError as exc:
+        raise fail("cannot pause or resume feed", exc) from exc
+
+
+async def remove_feed(store: Store, feed_id: str) -> None:
+    """Delete a feed and its seen-article memory (a poll in flight then saves nothing)."""
+    from newsmon.store.seen import feed_items
+
+    try:
+        async with writing(store) as conn:
+            await conn.execute(delete(feed_items).where(feed_items.c.feed_id == feed_id))
+            await conn.execute(delete(feeds).where(feeds.c.id == feed_id))
+    except SQLAlchemyError as exc:
+        raise fail("cannot remove feed", exc) from exc
+
+
+async def websub_due(store: Store, before: float) -> list[FeedState]:
+    """Active feeds with a WebSub hub and no subscription lasting past `before`."""
+    lasting = and_(feeds.c.websub_until.is_not(None), feeds.c.websub_until >= before)
+    query = select(feeds).where(feeds.c.active.is_(True), feeds.c.hub.is_not(None), ~lasting)
+    try:
+        async with store.engine.connect() as conn:
+            return [row_state(r) for r in await conn.execute(query)]
+    except SQLAlchemyError as exc:
+        raise fail("cannot list feeds to subscribe", exc) from exc
+
+
+async def websub_secret(store: Store, feed_id: str, candidate: str) -> str | None:
+    """The feed's WebSub secret, set to `candidate` if it has none yet (pollers racing agree on one)."""
+    table = feeds
+    try:
+        async with writing(store) as conn:
+            await conn.execute(update(table).where(table.c.id == feed_id, table.c.websub_secret.is_(None))
+                               .values(websub_secret=candidate))
+            row = (await conn.execute(select(table.c.websub_secret).where(table.c.id == feed_id))).first()
+    except SQLAlchemyError as exc:
+        raise fail("cannot set the WebSub secret", exc) from exc
+    return None if row is None else row.websub_secret
+
+
+async def websub_verified(store: Store, feed_id: str, until: float | None) -> None:
+    """Record the end of the hub's verified subscription (None: denied or ended)."""
+    try:
+        async with writing(store) as conn:
+            await conn.execute(update(feeds).where(feeds.c.id == feed_id).values(websub_until=until))
+    except SQLAlchemyError as exc:
+        raise fail("cannot save the WebSub lease", exc) from exc
+
+
+# What a poll changes. Not what the config or the API own (name, interval, active, origin), nor the lease, nor
+# what the WebSub callback records (its own writes above).
+_SAVED = [k for k in _FIELDS if k not in ("id", "config_url", "interval", "name", "lang", "active", "origin",
+                                         "lease_owner", "lease_until", "websub_secret", "websub_until")]
+_SYNC_LOCK = 0x6E6D_0001  # pg advisory lock key of sync_feeds
 
 
 async def save_feed(store: Store, state: FeedState) -> None:
-    """Persist one feed's state after a poll."""
-    values = {
-        k: getattr(state, k) for k in _FIELDS if k not in ("id", "config_url", "interval", "name", "lang")
-    }
+    """Persist one feed's polled state (tests and tools; the poller saves in batches with `save_feeds`)."""
+    values = {k: getattr(state, k) for k in _SAVED}
     try:
-        async with _writing(store) as conn:
+        async with writing(store) as conn:
             await conn.execute(update(feeds).where(feeds.c.id == state.id).values(**values))
     except SQLAlchemyError as exc:
-        raise _fail("cannot save feed state", exc) from exc
+        raise fail("cannot save feed state", exc) from exc
 
 
-_SAVED = [k for k in _FIELDS if k not in ("id", "config_url", "interval", "name", "lang")]
+async def save_feeds(store: Store, states: Sequence[FeedState], owner: str | None = None) -> list[str]:
+    """Persist many feeds' polled states in one transaction (one statement, many parameter sets).
 
-
-async def save_feeds(store: Store, states: Sequence[FeedState]) -> None:
-    """Persist many feeds' states in one transaction (one statement, many parameter sets)."""
+    With `owner`, only rows that poller still holds are written, and their lease is released in the same
+    statement: a poller whose lease ran out (and was taken over) cannot overwrite the newer poller's work. Returns
+    the ids not written for that reason (a feed deleted meanwhile is not among them).
+    """
     if not states:
-        return
-    stmt = update(feeds).where(feeds.c.id == bindparam("_id")).values({k: bindparam("_" + k) for k in _SAVED})
+        return []
+    values: dict[str, Any] = {k: bindparam("_" + k) for k in _SAVED}
+    cond = feeds.c.id == bindparam("_id")
+    lost: list[str] = []
+    if owner is not None:
+        cond = and_(cond, feeds.c.lease_owner == owner)
+        values |= {"lease_owner": None, "lease_until": None}
+    stmt = update(feeds).where(cond).values(values)
     rows = [{"_id": s.id, **{"_" + k: getattr(s, k) for k in _SAVED}} for s in states]
     try:
-        async with _writing(store) as conn:
+        async with writing(store) as conn:
+            if owner is not None:
+                held_elsewhere = feeds.c.lease_owner.is_(None) | (feeds.c.lease_owner != owner)
+                query = select(feeds.c.id).where(feeds.c.id.in_([s.id for s in states]), held_elsewhere)
+                lost = [r.id for r in await conn.execute(query)]
             await conn.execute(stmt, rows)
+        return lost
     except SQLAlchemyError as exc:
-        raise _fail("cannot save feed states", exc) from exc
-
-
-async def load_seen(
-    store: Store, feed_id: str, ids: Iterable[str], link_keys: Iterable[str]
-) -> list[SeenRow]:
-    """The remembered rows among these ids or canonical-link keys."""
-    ids, keys = list(ids), [k for k in link_keys if k]
-    cond: ColumnElement[bool] = feed_items.c.id.in_(ids)
-    if keys:
-        cond = or_(cond, feed_items.c.link_key.in_(keys))
-    query = select(
-        feed_items.c.id, feed_items.c.link_key, feed_items.c.content_hash, feed_items.c.revision
-    ).where(and_(feed_items.c.feed_id == feed_id, cond))
-    try:
-        async with store.engine.connect() as conn:
-            return [SeenRow(r.id, r.link_key, r.content_hash, r.revision) for r in await conn.execute(query)]
-    except SQLAlchemyError as exc:
-        raise _fail("cannot read seen articles", exc) from exc
-
-
-async def remember(
-    store: Store,
-    feed_id: str,
-    new: Sequence[SeenRow],
-    changed: Sequence[SeenRow],
-    present: Sequence[str],
-    now: float,
-    cap: int | None,
-) -> int:
-    """Record new and edited articles, refresh presence, prune beyond `cap` (if given); the number pruned."""
-    try:
-        async with _writing(store) as conn:
-            if new:
-                await conn.execute(
-                    feed_items.insert(),
-                    [
-                        {
-                            "feed_id": feed_id,
-                            "id": r.id,
-                            "link_key": r.link_key,
-                            "content_hash": r.content_hash,
-                            "revision": r.revision,
-                            "first_seen": now,
-                            "last_seen": now,
-                        }
-                        for r in new
-                    ],
-                )
-            for r in changed:
-                await conn.execute(
-                    update(feed_items)
-                    .where(and_(feed_items.c.feed_id == feed_id, feed_items.c.id == r.id))
-                    .values(
-                        content_hash=r.content_hash, revision=r.revision, link_key=r.link_key, last_seen=now
-                    )
-                )
-            if present:
-                await conn.execute(
-                    update(feed_items)
-                    .where(and_(feed_items.c.feed_id == feed_id, feed_items.c.id.in_(list(present))))
-                    .values(last_seen=now)
-                )
-            return await _prune(conn, feed_id, cap) if cap is not None else 0
-    except SQLAlchemyError as exc:
-        raise _fail("cannot record seen articles", exc) from exc
-
-
-async def _prune(conn: Any, feed_id: str, cap: int) -> int:
-    count = (
-        await conn.execute(
-            select(func.count()).select_from(feed_items).where(feed_items.c.feed_id == feed_id)
-        )
-    ).scalar_one()
-    excess = int(count) - cap
-    if excess <= 0:
-        return 0
-    oldest = (
-        select(feed_items.c.id)
-        .where(feed_items.c.feed_id == feed_id)
-        .order_by(feed_items.c.last_seen, feed_items.c.first_seen)
-        .limit(excess)
-        .scalar_subquery()
-    )
-    await conn.execute(
-        delete(feed_items).where(and_(feed_items.c.feed_id == feed_id, feed_items.c.id.in_(oldest)))
-    )
-    return excess
+        raise fail("cannot save feed states", exc) from exc
