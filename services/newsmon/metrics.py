@@ -29,6 +29,11 @@ DELIVERIES = Counter("newsmon_deliveries_total", "Delivery attempts by channel a
 DELIVERY_SECONDS = Histogram("newsmon_delivery_seconds", "Time of one delivery attempt", ["channel"])
 RETRY_QUEUE = Gauge("newsmon_delivery_retry_queue", "Deliveries waiting for a retry")
 DEAD_LETTERS = Gauge("newsmon_delivery_dead_letters", "Deliveries in the dead-letter store")
+SUBSCRIPTIONS = Gauge("newsmon_alerter_subscriptions",
+                      "Subscriptions the alerter routes to, by origin (config, api; ignored: stored ones that are "
+                      "invalid or whose id the config also uses)", ["origin"])
+SUBSCRIPTION_RELOAD_ERRORS = Counter("newsmon_alerter_subscription_reload_errors_total",
+                                     "Failed re-reads of the stored subscriptions (the last set stays in use)")
 E2E_SECONDS = Histogram("newsmon_end_to_end_seconds", "From article fetched to alert delivered",
                         buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600))
 

@@ -65,3 +65,46 @@ def test_replay_needs_a_filter_and_a_valid_time(tmp_path: Path, capsys: pytest.C
         main(["deliveries", "replay", "--config", str(config)])
     assert main(["deliveries", "replay", "--config", str(config), "--since", "yesterday"]) == 2
     assert "--since" in capsys.readouterr().err
+
+
+SILENCE_BAD_INPUT = [
+    ("no-scope", ["--duration", "2h", "--reason", "drill"], "at least one of topic"),
+    ("no-reason", ["--topic", "t", "--duration", "2h"], "--reason"),
+    ("blank-reason", ["--topic", "t", "--duration", "2h", "--reason", " "], "reason"),
+    ("no-duration", ["--topic", "t", "--reason", "drill"], "--duration"),
+    ("bad-duration", ["--topic", "t", "--duration", "soon", "--reason", "drill"], "--duration"),
+    ("zero-duration", ["--topic", "t", "--duration", "0", "--reason", "drill"], "duration"),
+    ("too-long", ["--topic", "t", "--duration", "91d", "--reason", "drill"], "90 days"),
+    ("long-topic", ["--topic", "t" * 121, "--duration", "1h", "--reason", "drill"], "topic"),
+]
+
+
+@pytest.mark.parametrize(("args", "says"), [(a, s) for _, a, s in SILENCE_BAD_INPUT],
+                         ids=[i for i, _, _ in SILENCE_BAD_INPUT])
+def test_silences_add_refuses_bad_input_on_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str) -> None:
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n', encoding="utf-8")
+    assert main(["silences", "add", "--config", str(config), *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and says in captured.err and captured.err.count("\n") == 1
+    assert main(["silences", "list", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.count("\n") == 1  # the header only: nothing was stored
+
+
+def test_silences_add_list_expire(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n', encoding="utf-8")
+    assert main(["silences", "add", "--config", str(config), "--place", "Aleppo", "--subscription", "ops",
+                 "--duration", "30m", "--reason", "known offensive"]) == 0
+    sid = capsys.readouterr().out.strip()
+    assert sid.startswith("sil_")
+    assert main(["silences", "list", "--config", str(config)]) == 0
+    listing = capsys.readouterr().out
+    assert sid in listing and "place=Aleppo subscription=ops" in listing and "known offensive" in listing
+    assert main(["silences", "expire", "--config", str(config), sid]) == 0
+    assert f"expired {sid}" in capsys.readouterr().out
+    assert main(["silences", "expire", "--config", str(config), sid]) == 2
+    assert "no active silence" in capsys.readouterr().err
+    assert main(["silences", "list", "--config", str(config)]) == 0
+    assert sid not in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""Subscriptions (read-only, redacted), silences, deliveries by status, dead letters and replay."""
+"""Config subscriptions (redacted), silences, deliveries by status, dead letters and replay (API-made
+subscriptions: test_subscriptions.py)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ async def test_silence_create_list_expire(api: Api) -> None:
         assert (await c.delete(f"/api/v1/silences/{silence['id']}")).status_code == 204
         assert (await c.get("/api/v1/silences")).json() == []
         assert_problem(await c.delete(f"/api/v1/silences/{silence['id']}"), 404)
+
+
+async def test_a_silence_too_short_to_last_is_refused(api: Api) -> None:
+    async with api.client(api.admin) as c:
+        r = await c.post("/api/v1/silences", json={"topic": "syria-military-shifts", "reason": "drill",
+                                                   "duration": 1e-300})
+        assert assert_problem(r, 422)["detail"] == "duration: too short"
+        assert (await c.get("/api/v1/silences")).json() == []
 
 
 async def test_dead_delivery_listed_and_replayed(api: Api) -> None:

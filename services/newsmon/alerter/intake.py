@@ -109,17 +109,19 @@ def _fetched_at(msg: Message) -> float | None:
     return None
 
 
-async def take_alerts(settings: Settings, store: Store, msgs: Sequence[Message]) -> int:
-    """Turn alerts into delivery rows (pending or suppressed); returns how many pending rows were added."""
+async def take_alerts(
+    settings: Settings, subscriptions: Sequence[SubscriptionSettings], store: Store, msgs: Sequence[Message]
+) -> int:
+    """Turn alerts into delivery rows (pending or suppressed) for `subscriptions`; returns how many are pending."""
     now = time.time()
-    subs = {s.id: s for s in settings.subscriptions}
+    subs = {s.id: s for s in subscriptions}
     smtp = f"smtp://{settings.smtp.host}:{settings.smtp.port}"
     silences = await alerts_db.active_silences(store, now)
     rows: list[dict[str, Any]] = []
     async with _tx(store) as conn:
         for msg in msgs:
             for alert in _parse(Alert, [msg], "newsmon-delivery"):
-                routes = routing.route(settings.subscriptions, alert, now, smtp)
+                routes = routing.route(subscriptions, alert, now, smtp)
                 ids = [deliveries_db.delivery_id(alert.id, r.subscription, r.channel) for r in routes]
                 have = await deliveries_db.exists(conn, ids) | {r["id"] for r in rows}
                 verdicts: dict[str, str | None] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -110,7 +111,7 @@ def rate(spec: str | None) -> tuple[int, float] | None:
     return int(m.group(1)), period
 
 
-def route(subs: list[SubscriptionSettings], alert: Alert, now: float, smtp_endpoint: str) -> list[Route]:
+def route(subs: Sequence[SubscriptionSettings], alert: Alert, now: float, smtp_endpoint: str) -> list[Route]:
     """Every channel of every subscription that wants this alert (silences and rate limits apply later)."""
     out: list[Route] = []
     for sub in subs:

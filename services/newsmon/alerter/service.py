@@ -1,7 +1,8 @@
 """The alerter service: matches → lifecycle → alerts topic → routing → delivery rows → delivery worker.
 
-Four loops share one stop event: the match consumer ("newsmon-alerter"), the lifecycle timer (group wait and
-group interval expiries, and the outbox), the alert consumer ("newsmon-delivery"), and the delivery worker.
+Five loops share one stop event: the match consumer ("newsmon-alerter"), the lifecycle timer (group wait and
+group interval expiries, and the outbox), the alert consumer ("newsmon-delivery"), the delivery worker, and the
+subscription directory's reload (config + API subscriptions, see directory.py).
 Both consumers run `newsmon.bus.loop.consume`: offsets are committed after the store transaction, so a crash
 replays messages, which the handlers absorb idempotently.
 """
@@ -16,6 +17,7 @@ from typing import Any
 from newsmon import log
 from newsmon.alerter import intake
 from newsmon.alerter.delivery import DeliveryWorker
+from newsmon.alerter.directory import Directory
 from newsmon.bus.base import Bus, Consumer, Message
 from newsmon.bus.loop import consume
 from newsmon.errors import NewsmonError
@@ -36,12 +38,19 @@ class AlerterService:
     def __init__(self, settings: Settings, bus: Bus, store: Store) -> None:
         self.settings, self.bus, self.store = settings, bus, store
         self.worker = DeliveryWorker(settings, store, bus)
+        self.directory = Directory(settings, store)
         self._kick = asyncio.Event()
+
+    def _use_subscriptions(self) -> None:
+        # The worker looks subscriptions up by id when it sends; it gets every spec this process has seen.
+        self.worker.subs = dict(self.directory.known)
+        self.worker.email_digests = any(s.email is not None and "digest" in (s.mode, s.email.mode)
+                                        for s in self.worker.subs.values())
 
     def horizon(self) -> float:
         """How far ahead scheduled work still counts as work for `until_idle`."""
         d, a = self.settings.delivery, self.settings.alerting
-        digests = [s.digest_every for s in self.settings.subscriptions]
+        digests = [s.digest_every for s in self.directory.current]
         return (
             sum(d.retry_delays) * (1 + d.jitter)
             + a.group_wait
@@ -53,6 +62,8 @@ class AlerterService:
     async def run(self, stop: asyncio.Event, until_idle: bool = False) -> None:
         """Consume, decide, route and deliver until stopped."""
         inner = asyncio.Event()
+        await self.directory.refresh()
+        self._use_subscriptions()
         matches = self.bus.consumer([MATCHES_TOPIC], MATCH_GROUP)
         alerts = self.bus.consumer([ALERTS_TOPIC], ALERT_GROUP)
         await matches.start()
@@ -65,6 +76,7 @@ class AlerterService:
                 ("alerter.timer", self._timer(inner)),
                 ("alerter.alerts", consume(bus, alerts, self._on_alert, group=ALERT_GROUP, stop=inner)),
                 ("alerter.delivery", self.worker.run(inner)),
+                ("alerter.subscriptions", self.directory.run(inner, self._use_subscriptions)),
             )
         ]
         watch: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
@@ -90,7 +102,7 @@ class AlerterService:
         self._kick.set()
 
     async def _on_alert(self, msg: Message) -> None:
-        if await intake.take_alerts(self.settings, self.store, [msg]):
+        if await intake.take_alerts(self.settings, self.directory.current, self.store, [msg]):
             self.worker.wake()
 
     async def _timer(self, stop: asyncio.Event) -> None:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from newsmon.settings import PositiveDuration
+from newsmon.settings import PositiveDuration, SubscriptionSettings, WebhookSettings
 
 Limit = Field(50, ge=1, le=500, description="How many items to return (most recent first)")
 
@@ -107,3 +107,23 @@ class ReplayIn(Strict):
     subscription: str | None = Field(None, max_length=120)
     since: datetime | None = None
     everything: bool = False
+
+
+class ApiWebhook(WebhookSettings):
+    """A webhook given through the API: `secret` itself (the API reads no file on the server)."""
+
+    secret_file: None = Field(None, description="Not accepted through the API: give `secret`")
+
+
+class SubscriptionIn(SubscriptionSettings):
+    """A subscription to create or replace: the fields of the config file's [[subscriptions]], as JSON."""
+
+    id: str = Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.-]+$")
+    webhook: ApiWebhook | None = None
+
+
+class SubscriptionPatch(BaseModel):
+    """A JSON merge patch (RFC 7396) of a subscription: given keys replace, null resets a key to its default,
+    nested objects (webhook, email) merge. Secrets already stored stay unless the patch gives new ones."""
+
+    model_config = ConfigDict(extra="allow")

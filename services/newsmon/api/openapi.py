@@ -20,6 +20,8 @@ from .models import (
     ReplayIn,
     SilenceIn,
     StoryQuery,
+    SubscriptionIn,
+    SubscriptionPatch,
 )
 
 # (method, path) → (summary, query model, body model, success status, response schema ref or None)
@@ -44,8 +46,17 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("get", "/api/v1/articles"): ("Recent matched articles", ListQuery, None, 200, None),
     ("get", "/api/v1/articles/{article_id}"): ("One recent matched article", None, None, 200, None),
     ("get", "/api/v1/activity"): ("Alerts per topic per hour", ActivityQuery, None, 200, None),
-    ("get", "/api/v1/subscriptions"): ("Subscriptions (config, read-only)", None, None, 200, None),
+    ("get", "/api/v1/subscriptions"): ("Subscriptions from the config and the API (secrets redacted)", None, None,
+                                       200, None),
+    ("post", "/api/v1/subscriptions"): ("Create a subscription (the running alerter picks it up)", None,
+                                        SubscriptionIn, 201, None),
     ("get", "/api/v1/subscriptions/{subscription_id}"): ("One subscription", None, None, 200, None),
+    ("put", "/api/v1/subscriptions/{subscription_id}"): ("Replace a subscription made through the API", None,
+                                                         SubscriptionIn, 200, None),
+    ("patch", "/api/v1/subscriptions/{subscription_id}"): ("Change a subscription made through the API "
+                                                           "(JSON merge patch)", None, SubscriptionPatch, 200, None),
+    ("delete", "/api/v1/subscriptions/{subscription_id}"): ("Delete a subscription made through the API", None,
+                                                            None, 204, None),
     ("get", "/api/v1/silences"): ("Active silences", None, None, 200, None),
     ("post", "/api/v1/silences"): ("Create a silence", None, SilenceIn, 201, None),
     ("delete", "/api/v1/silences/{silence_id}"): ("Expire a silence now", None, None, 204, None),
@@ -95,7 +106,9 @@ def _operation(method: str, path: str, op: Op, schemas: dict[str, Any]) -> dict[
                                "content": {"application/problem+json": {"schema": {
                                    "$ref": "#/components/schemas/Problem"}}}}}}
     if body is not None:
-        schemas[body.__name__] = body.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = body.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))  # nested models become components of their own
+        schemas[body.__name__] = schema
         out["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
             "$ref": f"#/components/schemas/{body.__name__}"}}}}
     if path in OPEN:

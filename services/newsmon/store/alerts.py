@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Float, Integer, String, Table, Text, and_, or_, select, update
+from sqlalchemy import Boolean, Column, Float, Integer, String, Table, Text, and_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -186,10 +186,39 @@ async def mark_published(store: Store, ids: list[str]) -> None:
             )
 
 
-async def add_silence(store: Store, s: Silence) -> Silence:
-    """Store a silence; a missing id gets a fresh one."""
+SILENCE_MAX_SECONDS = 90 * 86400
+# Widths of the silences columns: longer values are refused rather than cut.
+SILENCE_LIMITS = {"topic": 120, "place": 200, "text": 500, "subscription": 120, "reason": 1000}
+
+
+def check_silence(s: Silence) -> None:
+    """ValueError, naming the field, when a silence is not one we store."""
     if not (s.topic or s.place or s.text or s.subscription):
         raise ValueError("a silence needs at least one of topic, place, text, subscription")
+    if not s.reason.strip():
+        raise ValueError("reason: give a reason (shown to whoever wonders why alerts stopped)")
+    for name, most in SILENCE_LIMITS.items():
+        value = getattr(s, name)
+        if value is not None and len(value) > most:
+            raise ValueError(f"{name}: at most {most} characters")
+
+
+def new_silence(*, reason: str, duration: float, now: float, created_by: str, topic: str | None = None,
+                place: str | None = None, text: str | None = None, subscription: str | None = None) -> Silence:
+    """A silence from now for `duration` seconds, checked (ValueError naming the field); the API and CLI share it."""
+    if not 0 < duration <= SILENCE_MAX_SECONDS:
+        raise ValueError("duration: more than 0 and at most 90 days")
+    s = Silence(id="", reason=reason, expires_at=now + duration, topic=topic or None, place=place or None,
+                text=text or None, subscription=subscription or None, created_by=created_by, created_at=now)
+    if s.expires_at <= now:  # a duration too small to move `now`
+        raise ValueError("duration: too short")
+    check_silence(s)
+    return s
+
+
+async def add_silence(store: Store, s: Silence) -> Silence:
+    """Store a silence (ValueError when `check_silence` refuses it); a missing id gets a fresh one."""
+    check_silence(s)
     sid = s.id or f"sil_{uuid.uuid4().hex[:16]}"
     values: dict[str, Any] = {k: getattr(s, k) for k in Silence.__slots__} | {"id": sid}
     try:
@@ -201,21 +230,28 @@ async def add_silence(store: Store, s: Silence) -> Silence:
 
 
 async def active_silences(store: Store, now: float) -> list[Silence]:
-    """Silences not yet expired."""
-    async with store.engine.connect() as conn:
-        rows = await conn.execute(select(silences).where(silences.c.expires_at > now))
-        return [Silence(**{k: r._mapping[k] for k in Silence.__slots__}) for r in rows]
+    """Silences not yet expired, oldest first."""
+    try:
+        async with store.engine.connect() as conn:
+            rows = await conn.execute(select(silences).where(silences.c.expires_at > now)
+                                      .order_by(silences.c.created_at, silences.c.id))
+            return [Silence(**{k: r._mapping[k] for k in Silence.__slots__}) for r in rows]
+    except SQLAlchemyError as exc:
+        raise _fail("read silences", exc) from exc
 
 
 async def expire_silence(store: Store, silence_id: str, now: float) -> bool:
     """End a silence now; False when there was no such active silence."""
-    async with store.engine.begin() as conn:
-        res = await conn.execute(
-            update(silences)
-            .where(and_(silences.c.id == silence_id, or_(silences.c.expires_at > now)))
-            .values(expires_at=now)
-        )
-        return bool(res.rowcount)
+    try:
+        async with store.engine.begin() as conn:
+            res = await conn.execute(
+                update(silences)
+                .where(and_(silences.c.id == silence_id, silences.c.expires_at > now))
+                .values(expires_at=now)
+            )
+            return bool(res.rowcount)
+    except SQLAlchemyError as exc:
+        raise _fail("expire silence", exc) from exc
 
 
 async def take_rate(conn: AsyncConnection, subscription: str, window_start: float, limit: int) -> bool:
