@@ -77,9 +77,12 @@ async def _concurrently(services: dict[str, Service], stop: asyncio.Event, drain
     tasks = {asyncio.create_task(svc.run(stop), name=name): name for name, svc in services.items()}
     stopper = asyncio.create_task(stop.wait(), name="stop")
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-    for task in done:
-        if task is not stopper and task.exception() is not None:
-            _log.error("service.failed", service=tasks[task], error=repr(task.exception()))
+    # A service that raised before `stop` failed; so did one that ended by a CancelledError of its own (nobody
+    # cancelled it yet), which has no exception() to ask: that call would raise.
+    crashed = {t for t in done if t is not stopper and (t.cancelled() or t.exception() is not None)}
+    for task in crashed:
+        _log.error("service.failed", service=tasks[task],
+                   error="cancelled from inside" if task.cancelled() else repr(task.exception()))
     stop.set()
     pending = [t for t in tasks if not t.done()]
     if pending:
@@ -91,7 +94,8 @@ async def _concurrently(services: dict[str, Service], stop: asyncio.Event, drain
     stopper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await stopper
-    failed = [tasks[t] for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
+    failed = [tasks[t] for t in tasks
+              if t in crashed or (t.done() and not t.cancelled() and t.exception() is not None)]
     if failed:
         from newsmon.errors import NewsmonError
 

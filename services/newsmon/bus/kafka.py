@@ -196,7 +196,17 @@ class KafkaConsumer:
     async def stop(self) -> None:
         """Leave the group (uncommitted messages go to the next owner)."""
         async with translated(f"consumer stop ({self.group})"):
-            await self._consumer.stop()
+            try:
+                await self._consumer.stop()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                # aiokafka (0.14) re-raises, from stop(), the cancellation of a fetch it was retrying while the
+                # broker was unreachable, before closing its connections: a service stopping during a broker
+                # restart then died with a traceback instead of its real error. Close them and carry on.
+                _log.warning("bus.consumer_stop_interrupted", group=self.group)
+                await self._consumer._client.close()
 
     async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:
         async with translated(f"fetch ({self.group})"):

@@ -38,6 +38,17 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cur.close()
 
 
+def _connect_errors_as_dbapi(dialect: Any, _record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> Any:
+    # asyncpg raises a bare OSError when the server refuses or drops a new connection (a PostgreSQL restart);
+    # SQLAlchemy wraps only DBAPI errors, so it would escape every `except SQLAlchemyError` and turn a
+    # retriable outage into a "bug" (dead-lettered messages, crashed loops). Made a DBAPI error here, it
+    # reaches the query modules as an OperationalError and they raise StoreError (retriable).
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (OSError, TimeoutError) as exc:
+        raise dialect.loaded_dbapi.OperationalError(f"cannot connect: {exc!r}", exc) from exc
+
+
 class Store:
     """Owns the engine; query modules take a Store and use `store.engine`."""
 
@@ -58,6 +69,8 @@ class Store:
         engine = create_async_engine(aurl, **kwargs)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            event.listen(engine.sync_engine, "do_connect", _connect_errors_as_dbapi)
         store = cls(engine)
         from newsmon.store import migrate
 
