@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
+from newsmon.errors import BusError
 from newsmon.poller.service import PollerService, configured_feeds, feed_id
 from newsmon.settings import Settings
 from newsmon.store import Store, leases
@@ -337,3 +338,38 @@ async def test_a_feed_leased_by_another_poller_is_left_to_it(
     await poll_once(settings, bus, store)
     assert feedserver.count("/rss") == 1 and len(bus.articles()) == 3
     assert (await state_of(store)).lease_owner is None
+
+
+class _BusDownFor(MemoryBus):
+    """The bus refuses the first `n` publishes, as during a broker restart."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.refusals = n
+
+    async def publish(self, topic: str, value: bytes, key: bytes | None = None,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise BusError("kafka publish: broker unavailable (test)")
+        await super().publish(topic, value, key, headers)
+
+
+async def test_a_bus_outage_delays_a_feed_by_seconds_not_its_interval(
+    tmp_path: Path, feedserver: FeedServer, store: Store
+) -> None:
+    feedserver.route("/rss", rss(ITEMS))
+    bus = _BusDownFor(2)
+    svc = PollerService(setup_feed(tmp_path, feedserver), bus, store)  # interval 600 s
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.run(stop))
+    try:
+        for _ in range(1000):  # the retries come after ~1 s then ~2 s (jittered); the old fixed 30 s fails here
+            if len(bus.articles()) == 3:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert len(bus.articles()) == 3
+    assert svc.outcomes["internal_error"] == 2 and feedserver.count("/rss") == 3

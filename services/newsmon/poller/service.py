@@ -29,7 +29,7 @@ from newsmon.store.feeds import FeedState
 _log = log.get(__name__)
 _IDLE_TICK = 1.0  # longest sleep between looks at the agenda (reloads, leases to renew, stop)
 _BATCH_GAP = 0.5  # seconds between two claims, so feeds falling due one by one are claimed in batches
-_RETRY_INFRA = 30.0  # seconds before retrying a feed whose poll failed on our side (bus, store)
+_RETRY_INFRA = 30.0  # at most this many seconds before retrying a feed whose poll failed on our side (bus, store)
 
 
 def feed_id(feed: FeedSettings) -> str:
@@ -59,6 +59,7 @@ class PollerService:
         self._wake = asyncio.Event()
         self._refill = False  # half the leased polls are done: claim more now
         self.outcomes: dict[str, int] = {}
+        self._infra_streak = 0  # polls in a row that failed on our side (bus, store)
 
     async def run(self, stop: asyncio.Event, until_idle: bool = False) -> None:
         """Poll until `stop` is set; `until_idle`: poll every feed due now once, then return."""
@@ -139,9 +140,14 @@ class PollerService:
         async with self._hosts.slot(state.url), self._slots:
             try:
                 outcome = await refresh(ctx, state)
+                self._infra_streak = 0
             except NewsmonError as exc:  # our side failed (bus, store): not the feed's fault, retry soon
                 outcome = "internal_error"
-                state.next_poll = time.time() + schedule.jittered(_RETRY_INFRA, self.settings.poller, ctx.rng)
+                # 1 s after a blip, doubling (across all feeds) up to 30 s while the bus or store stays down, so
+                # a broker restart delays articles by seconds, and a long outage does not hammer the publishers
+                delay = min(_RETRY_INFRA, 2.0 ** min(self._infra_streak, 8))
+                self._infra_streak += 1
+                state.next_poll = time.time() + schedule.jittered(delay, self.settings.poller, ctx.rng)
                 ctx.saver.save(state)  # also releases the lease
                 metrics.FEED_ERRORS.labels(exc.__class__.__name__).inc()
                 _log.error("feed.poll_internal_error", feed_id=state.id, error=f"{exc.__class__.__name__}: {exc}")
