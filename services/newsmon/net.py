@@ -4,7 +4,8 @@ Guards: every TCP connection resolves the host itself and refuses loopback, priv
 other non-global addresses (unless `http.allow_private_networks`), then connects to the checked address, so
 DNS rebinding cannot slip past; httpx never follows redirects (callers follow them hop by hop, each hop
 passing the same guard); connect/read/write timeouts; a body-size cap and a decompressed-size cap. httpx and
-httpcore errors are translated into `newsmon.errors` here, so they never leak to the services.
+httpcore errors are translated into `newsmon.errors` here, so they never leak to the services. Under httpx,
+connections are pooled by `net_pool` (httpcore's own pool costs CPU quadratic in its size per request).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import brotli
 import httpcore
 import httpx
 
+from newsmon import net_pool
 from newsmon.errors import BlockedAddress, FetchError, FetchTimeout, NewsmonError, TooLarge
 from newsmon.settings import HttpSettings
 
@@ -129,9 +131,9 @@ def translate(exc: Exception, url: object = "") -> NewsmonError:
 
 
 class _TranslatingStream(httpx.AsyncByteStream):
-    """A response stream whose read errors come out as newsmon errors."""
+    """A response body whose read errors come out as newsmon errors; closing it frees the connection."""
 
-    def __init__(self, inner: httpx.AsyncByteStream, url: httpx.URL) -> None:
+    def __init__(self, inner: net_pool.Body, url: httpx.URL) -> None:
         self._inner = inner
         self._url = url
 
@@ -139,34 +141,47 @@ class _TranslatingStream(httpx.AsyncByteStream):
         try:
             async for chunk in self._inner:
                 yield chunk
-        except (httpx.HTTPError, httpcore.NetworkError, httpcore.TimeoutException) as exc:
+        except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError) as exc:
             raise translate(exc, self._url) from exc
 
     async def aclose(self) -> None:
         await self._inner.aclose()
 
 
-class _TranslatingTransport(httpx.AsyncBaseTransport):
-    """Wraps httpx's transport: foreign errors become ours, at the boundary."""
+class _Transport(httpx.AsyncBaseTransport):
+    """httpx requests onto `net_pool` (httpcore connections); foreign errors become ours, at the boundary."""
 
-    def __init__(self, inner: httpx.AsyncHTTPTransport) -> None:
-        self._inner = inner
+    def __init__(self, pool: net_pool.Pool) -> None:
+        self._pool = pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            err = FetchError(f"unsupported URL scheme: {url}")
+            err.retriable = False
+            raise err
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        req = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
         try:
-            response = await self._inner.handle_async_request(request)
-        except (httpx.HTTPError, httpcore.NetworkError, httpcore.TimeoutException) as exc:
-            raise translate(exc, request.url) from exc
-        assert isinstance(response.stream, httpx.AsyncByteStream)
+            response = await self._pool.handle_async_request(req)
+        except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError) as exc:
+            raise translate(exc, url) from exc
+        assert isinstance(response.stream, net_pool.Body)
         return httpx.Response(
-            status_code=response.status_code,
+            status_code=response.status,
             headers=response.headers,
-            stream=_TranslatingStream(response.stream, request.url),
+            stream=_TranslatingStream(response.stream, url),
             extensions=response.extensions,
         )
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        await self._pool.aclose()
 
 
 def create_client(
@@ -180,13 +195,13 @@ def create_client(
 
     `exempt` names "host:port" origins allowed although private (an operator allowlist; tests).
     """
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30
+    pool = net_pool.Pool(
+        _GuardedBackend(httpcore.AnyIOBackend(), http.allow_private_networks, exempt),
+        httpx.create_ssl_context(),
+        max_connections=max_connections,
+        max_idle=max_connections,
+        keepalive_expiry=30,
     )
-    inner = httpx.AsyncHTTPTransport(limits=limits, retries=0)
-    # httpx has no public hook for the network backend; the pool reads this attribute per new connection.
-    pool: Any = inner._pool
-    pool._network_backend = _GuardedBackend(pool._network_backend, http.allow_private_networks, exempt)
     if timeout is None:
         tmo = httpx.Timeout(
             connect=http.connect_timeout,
@@ -197,7 +212,7 @@ def create_client(
     else:
         tmo = httpx.Timeout(timeout, connect=min(timeout, http.connect_timeout))
     return httpx.AsyncClient(
-        transport=_TranslatingTransport(inner),
+        transport=_Transport(pool),
         timeout=tmo,
         follow_redirects=False,
         trust_env=False,
@@ -222,6 +237,15 @@ async def read_body(response: httpx.Response, http: HttpSettings) -> bytes:
     for encoding in reversed(encodings):
         data = decompress(data, encoding, http.max_decompressed_bytes)
     return sniff_gzip(data, http.max_decompressed_bytes)
+
+
+async def discard_body(response: httpx.Response, limit: int = 64 * 1024) -> None:
+    """Read and drop a small body (304, redirect) so its connection can be reused; a big one is cut off."""
+    seen = 0
+    async for chunk in response.aiter_raw():
+        seen += len(chunk)
+        if seen > limit:
+            break  # closing the response closes this connection instead
 
 
 def sniff_gzip(data: bytes, limit: int) -> bytes:

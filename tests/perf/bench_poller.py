@@ -1,6 +1,7 @@
 """Poller benchmark against a local feed server (in its own process, so only the poller's CPU is counted).
 
     .venv/bin/python tests/perf/bench_poller.py [--feeds 2000] [--changed 300] [--cadence 10000] [--profile]
+    .venv/bin/python tests/perf/bench_poller.py --http-only 5000   # the HTTP client alone
 
 Prints: conditional polls/s (304 answers), changed 50-item feeds/s (first sight: 50 new articles;
 steady: 5 new of 50), CPU seconds per poll, RSS with 10,000 feeds configured, and the CPU share of 10,000
@@ -96,6 +97,13 @@ async def _burst(settings: Settings, store: Store, bus: Any) -> tuple[float, flo
     return time.perf_counter() - wall, time.process_time() - cpu, svc.outcomes
 
 
+async def _startup(settings: Settings, store: Store) -> tuple[float, float]:
+    """Wall and CPU seconds of the feed-table sync every `run` starts with (part of each burst's figure)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    await feed_store.sync_feeds(store, configured_feeds(settings), time.time())
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 async def _all_due(store: Store) -> None:
     async with store.engine.begin() as conn:
         await conn.execute(update(feeds_table).values(next_poll=0))
@@ -120,6 +128,8 @@ async def _phase(
         for _ in range(rounds + 1):
             results.append(await _burst(settings, store, bus))
             await _all_due(store)
+        wall, cpu = await _startup(settings, store)
+        print(f"{name}: each burst starts with a feed sync of {wall:.2f}s wall, {cpu:.2f}s CPU (included below)")
     finally:
         await bus.stop()
         await store.close()
@@ -171,6 +181,28 @@ async def _cadence(tmp: Path, base: str, feeds: int, seconds: float) -> None:
         await store.close()
 
 
+async def _http_only(base: str, n: int) -> None:
+    """The fetcher and guarded client alone (no store, no bus): what one HTTP request costs the poller."""
+    from newsmon import net
+    from newsmon.poller.fetcher import fetch
+
+    http = load_settings(None, http={"allow_private_networks": True}).http
+    slots = asyncio.Semaphore(CONCURRENCY[0])
+    async with net.create_client(http, max_connections=CONCURRENCY[0]) as client:
+
+        async def one(i: int, etag: str | None) -> str:
+            async with slots:
+                return (await fetch(client, f"{base}/n/{i % 2000}", http, etag=etag)).outcome
+
+        for label, etag in (("200 (1-item feed)", None), ("304", "match")):
+            await asyncio.gather(*(one(i, etag and f'"n{i % 2000}"') for i in range(200)))  # warm connections
+            wall, cpu = time.perf_counter(), time.process_time()
+            outcomes = await asyncio.gather(*(one(i, etag and f'"n{i % 2000}"') for i in range(n)))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            print(f"HTTP only, {label:<18} {n / wall:8.0f} requests/s {cpu / n * 1000:6.2f} ms CPU/request "
+                  f"{set(outcomes)}")
+
+
 async def main(args: argparse.Namespace) -> None:
     log.setup("warning", "console")
     ctx = multiprocessing.get_context("spawn")
@@ -183,6 +215,9 @@ async def main(args: argparse.Namespace) -> None:
     try:
         with tempfile.TemporaryDirectory() as d:
             tmp = Path(d)
+            if args.http_only:
+                await _http_only(base, args.http_only)
+                return
             profiler = _profiler(args.profile == "notmod")
             n = await _phase("notmod", tmp, [f"{base}/n/{i}" for i in range(args.feeds)], rounds=2)
             _report(profiler)
@@ -213,7 +248,7 @@ def _profiler(enabled: bool) -> Any:
         return None
     from pyinstrument import Profiler
 
-    profiler = Profiler(async_mode="enabled")
+    profiler = Profiler(async_mode="disabled")  # CPU where it is spent (awaits show as the event loop's select)
     profiler.start()
     return profiler
 
@@ -229,6 +264,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--concurrency", type=int, default=64, help="poller.concurrency (one host: per-host too)"
     )
+    parser.add_argument("--http-only", type=int, default=0, help="only time N fetches (200 and 304)")
     parser.add_argument("--profile", choices=["notmod", "changed"], help="pyinstrument profile of one phase")
     arguments = parser.parse_args()
     CONCURRENCY[0] = arguments.concurrency

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import tracemalloc
 import zlib
@@ -206,3 +207,71 @@ async def test_status_errors_are_classified(feedserver: FeedServer) -> None:
     with pytest.raises(HTTPStatusError) as broken:
         await get(feedserver.url("/broken"), http())
     assert (gone.value.retriable, broken.value.retriable) == (False, True)
+
+
+class _CountingServer:
+    """A loopback HTTP/1.1 server that counts TCP connections; `close_after` answers per connection."""
+
+    def __init__(self, close_after: int = 0) -> None:
+        self.connections = 0
+        self.requests = 0
+        self.close_after = close_after
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        answered = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.requests += 1
+                if head.startswith(b"GET /moved"):
+                    writer.write(b"HTTP/1.1 301 Moved\r\nLocation: /rss\r\nContent-Length: 5\r\n\r\nmoved")
+                elif b"if-none-match" in head.lower():
+                    writer.write(b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n')
+                else:
+                    writer.write(b'HTTP/1.1 200 OK\r\nETag: "v1"\r\nContent-Length: 6\r\n\r\n<rss/>')
+                await writer.drain()
+                answered += 1
+                if self.close_after and answered >= self.close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_one_kept_alive_connection_serves_bodies_304s_and_redirects() -> None:
+    counting = _CountingServer()
+    async with counting as base, net.create_client(http()) as client:
+        for _ in range(3):
+            assert (await fetch(client, f"{base}/rss", http())).outcome == "ok"
+            assert (await fetch(client, f"{base}/rss", http(), etag='"v1"')).outcome == "not_modified"
+            assert (await fetch(client, f"{base}/moved", http())).moved_to == f"{base}/rss"
+    assert (counting.requests, counting.connections) == (12, 1)
+
+
+async def test_a_kept_alive_connection_the_server_closed_is_replaced() -> None:
+    counting = _CountingServer(close_after=1)
+    async with counting as base, net.create_client(http()) as client:
+        for _ in range(4):
+            assert (await fetch(client, f"{base}/rss", http())).outcome == "ok"
+            await asyncio.sleep(0.05)
+    assert (counting.requests, counting.connections) == (4, 4)
+
+
+async def test_connections_are_bounded_by_the_client_limit() -> None:
+    counting = _CountingServer()
+    async with counting as base, net.create_client(http(), max_connections=3) as client:
+        results = await asyncio.gather(*(fetch(client, f"{base}/rss", http()) for _ in range(30)))
+    assert {r.outcome for r in results} == {"ok"}
+    assert counting.requests == 30
+    assert counting.connections <= 3

@@ -76,8 +76,11 @@ async def _follow(
                 if kind == "redirect":
                     target = _location(response, url)
                     permanent = permanent and response.status_code in _PERMANENT
+                    await net.discard_body(response)
                 else:
                     body = await net.read_body(response, http) if kind == "ok" else b""
+                    if kind == "not_modified":
+                        await net.discard_body(response)  # (empty) read to the end: the connection is reused
                     moved = url if permanent and len(visited) > 1 else None
                     return _fetched(response, kind, url, body, moved)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:

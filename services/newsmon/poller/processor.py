@@ -71,8 +71,12 @@ def canonical_url(url: str) -> str:
         return url.strip()
     if port and not ((parts.scheme == "http" and port == 80) or (parts.scheme == "https" and port == 443)):
         host = f"{host}:{port}"
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
+    query = (
+        urlencode(
+            [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
+        )
+        if parts.query
+        else ""
     )
     return urlunsplit((parts.scheme.lower(), host, parts.path or "/", query, ""))
 
@@ -80,7 +84,9 @@ def canonical_url(url: str) -> str:
 def clean_text(markup: str, is_html: bool = True) -> str:
     """Readable text: tags dropped, entities decoded, whitespace normalized (paragraph breaks kept)."""
     text = markup
-    if is_html:
+    if is_html and "<" not in text:  # no markup: the same result without the tag passes
+        text = html.unescape(text.replace("\r", " ").replace("\n", " "))
+    elif is_html:
         # Raw newlines in HTML are just spaces; block tags are the real line breaks.
         text = _DROP.sub(" ", text).replace("\r", " ").replace("\n", " ")
         text = _TAG.sub(" ", _BREAK.sub("\n", text))
@@ -120,14 +126,14 @@ def process(
 ) -> list[Draft]:
     """Articles of one document in document order, with ids from the document alone."""
     guids = Counter(e.guid for e in feed.entries if e.guid)
-    links = Counter(canonical_url(e.link) for e in feed.entries if e.link)
+    canonical = [canonical_url(e.link) if e.link else None for e in feed.entries]
+    links = Counter(link for link in canonical if link)
     home = canonical_url(feed.link) if feed.link else None
     drafts: list[Draft] = []
-    for entry in feed.entries:
+    for entry, link in zip(feed.entries, canonical, strict=True):
         title = clean_text(entry.title, entry.title_is_html)
         body = entry.content if len(entry.content) >= len(entry.summary) else entry.summary
         text = clean_text(body, entry.is_html)
-        link = canonical_url(entry.link) if entry.link else None
         # A link shared by several entries (or the site's home page) identifies nothing.
         link_key = _digest(link) if link and links[link] == 1 and link != home else None
         article = Article(
