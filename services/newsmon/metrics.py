@@ -34,6 +34,9 @@ SUBSCRIPTIONS = Gauge("newsmon_alerter_subscriptions",
                       "invalid or whose id the config also uses)", ["origin"])
 SUBSCRIPTION_RELOAD_ERRORS = Counter("newsmon_alerter_subscription_reload_errors_total",
                                      "Failed re-reads of the stored subscriptions (the last set stays in use)")
+LOOP_RETRIES = Counter("newsmon_alerter_loop_retries_total",
+                       "Retriable errors (a store or bus outage, e.g. a database restart) an alerter loop backed "
+                       "off from and retried", ["loop"])
 E2E_SECONDS = Histogram("newsmon_end_to_end_seconds", "From article fetched to alert delivered",
                         buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600))
 

@@ -24,6 +24,7 @@ import httpx
 from newsmon import log, metrics
 from newsmon.alerter.channels import email as email_channel
 from newsmon.alerter.channels import webhook
+from newsmon.alerter.outage import Outage, retry_for
 from newsmon.bus.base import Bus
 from newsmon.errors import DeliveryError, NewsmonError
 from newsmon.events import DEAD_LETTER_TOPIC, Alert, DeadLetter
@@ -33,7 +34,6 @@ from newsmon.store import deliveries as db
 
 _log = log.get(__name__)
 T = TypeVar("T")
-LANES = 4  # one-connection clients per endpoint (more only adds TLS-root loading and pool overhead)
 GAUGES_EVERY = 5.0  # seconds between retry-queue / dead-letter gauge refreshes
 MAX_RETRY_AFTER = 86400.0  # a Retry-After beyond a day is a receiver bug, not a plan
 
@@ -82,10 +82,11 @@ class DeliveryWorker:
         self.disabled: dict[str, str] = {}
         self.flight = _Flight()
         self.results: asyncio.Queue[db.Outcome] = asyncio.Queue()
+        self.unrecorded: list[db.Outcome] = []  # taken off `results`, kept until the store has them
         self.dead: list[tuple[db.Delivery, str]] = []
         self.rng = random.Random()
         self._wake = asyncio.Event()
-        self._clients: dict[str, asyncio.Queue[httpx.AsyncClient | None]] = {}
+        self._clients: dict[str, asyncio.Future[httpx.AsyncClient]] = {}
         self.bus = bus
 
     async def open(self) -> None:
@@ -97,27 +98,29 @@ class DeliveryWorker:
 
     @property
     def busy(self) -> bool:
-        return bool(self.flight.tasks) or not self.results.empty()
+        return bool(self.flight.tasks) or not self.results.empty() or bool(self.unrecorded)
 
     async def close(self) -> None:
         if self.flight.tasks:
             await asyncio.wait(self.flight.tasks, timeout=self.cfg.timeout + 1)
-        await self.flush()
-        for lanes in self._clients.values():
-            while not lanes.empty():
-                client = lanes.get_nowait()
-                if client is not None:
-                    await client.aclose()
+        await self._last_flush()
+        for made in self._clients.values():
+            if made.done() and made.exception() is None:
+                await made.result().aclose()
 
-    def _lanes(self, endpoint: str) -> asyncio.Queue[httpx.AsyncClient | None]:
-        # Per endpoint, `per_endpoint_cap` one-connection clients: httpcore's pool spends time quadratic in
-        # its size on every request, so small pools are much faster than one big one; endpoints stay apart.
-        if endpoint not in self._clients:
-            lanes: asyncio.Queue[httpx.AsyncClient | None] = asyncio.Queue()
-            for _ in range(min(self.per_endpoint_cap, LANES)):
-                lanes.put_nowait(None)  # created on first use
-            self._clients[endpoint] = lanes
-        return self._clients[endpoint]
+    async def _client(self, endpoint: str) -> httpx.AsyncClient:
+        # One client per endpoint (endpoints stay apart) keeping up to `per_endpoint_cap` connections alive;
+        # created once, off the loop (loading TLS roots takes tens of ms), before any attempt's clock starts.
+        made = self._clients.get(endpoint)
+        if made is None:
+            http, limit, cap = self.settings.http, self.cfg.timeout, self.per_endpoint_cap
+            made = asyncio.ensure_future(asyncio.to_thread(webhook.create_client, http, limit, cap))
+            self._clients[endpoint] = made
+        try:
+            return await asyncio.shield(made)
+        except Exception:
+            self._clients.pop(endpoint, None)  # the next attempt tries again
+            raise
 
     async def step(self) -> int:
         """Start attempts for due rows within capacity (waiting for a free slot); returns how many started."""
@@ -188,16 +191,8 @@ class DeliveryWorker:
             raise DeliveryError(f"endpoint disabled: {self.disabled[first.endpoint]}", retriable=False)
         alerts = [Alert.model_validate_json(r.payload) for r in rows]
         if first.channel == "webhook" and sub.webhook is not None:
-            lanes = self._lanes(first.endpoint)
-            # a new client loads TLS roots (tens of ms): done before the attempt's clock starts
-            client = await lanes.get()
-            if client is None:
-                http, limit = self.settings.http, self.cfg.timeout
-                client = await asyncio.to_thread(webhook.create_client, http, limit, 1)
-            try:
-                return await self._timed(webhook.send(client, sub.webhook, sub.id, alerts[0]))
-            finally:
-                lanes.put_nowait(client)
+            client = await self._client(first.endpoint)
+            return await self._timed(webhook.send(client, sub.webhook, sub.id, alerts[0]))
         if first.channel == "email" and sub.email is not None:
             smtp = self.settings.smtp
             await self._timed(email_channel.send(smtp, sub.email, alerts, first.digest, self.cfg.timeout))
@@ -255,21 +250,26 @@ class DeliveryWorker:
         self.results.put_nowait(out)
 
     async def flush(self) -> int:
-        """Write every finished attempt to the store (one transaction); returns how many."""
-        batch: list[db.Outcome] = []
+        """Write every finished attempt to the store (one transaction); returns how many.
+
+        On StoreError the outcomes stay in `unrecorded` for the next flush: a success is recorded late rather
+        than lost (a lost one would be sent again once its lease ran out)."""
         while not self.results.empty():
-            batch.append(self.results.get_nowait())
-        if not batch:
-            return 0
-        await db.record(self.store, batch)
-        dead, self.dead = self.dead, []
+            self.unrecorded.append(self.results.get_nowait())
+        batch = list(self.unrecorded)
+        if batch:
+            await db.record(self.store, batch)
+            del self.unrecorded[: len(batch)]
+            recorded = {o.delivery_id for o in batch}
+            dead = [d for d in self.dead if d[0].id in recorded]
+            self.dead = [d for d in self.dead if d[0].id not in recorded]
+            for row, error in dead:
+                metrics.DELIVERIES.labels(row.channel, "dead_lettered").inc()
+                await self._publish_dead(row, error)
         for endpoint, reason in list(self.disabled.items()):
-            if reason == "410 Gone":
+            if reason == "410 Gone":  # a failed write is tried again at the next flush
                 await db.disable_endpoint(self.store, endpoint, reason, time.time())
                 self.disabled[endpoint] = "410 Gone (recorded)"
-        for row, error in dead:
-            metrics.DELIVERIES.labels(row.channel, "dead_lettered").inc()
-            await self._publish_dead(row, error)
         return len(batch)
 
     async def _publish_dead(self, row: db.Delivery, error: str) -> None:
@@ -290,23 +290,41 @@ class DeliveryWorker:
         metrics.DEAD_LETTERS.set(c.get("dead", 0))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop`; finishes attempts in flight before returning."""
-        await self.open()
+        """Deliver until `stop`; finishes attempts in flight before returning. Retriable store errors are
+        backed off and retried (see outage.py); outcomes not yet recorded are kept meanwhile."""
+        outage = Outage("delivery")
+        opened, gauges_at = False, 0.0
         try:
-            gauges_at = 0.0
             while not stop.is_set():
-                self._wake.clear()
-                started = await self.step()
-                await self.flush()
-                if time.monotonic() >= gauges_at:
-                    gauges_at = time.monotonic() + GAUGES_EVERY
-                    await self.refresh_gauges()
+                try:
+                    if not opened:
+                        await self.open()
+                        opened = True
+                    self._wake.clear()
+                    await self.flush()  # before claiming: never claim a row whose outcome is still unrecorded
+                    started = await self.step()
+                    await self.flush()
+                    if time.monotonic() >= gauges_at:
+                        gauges_at = time.monotonic() + GAUGES_EVERY
+                        await self.refresh_gauges()
+                    if not started:
+                        await self.pause(stop)
+                except NewsmonError as exc:
+                    await outage.failed(exc, stop)
+                    continue
+                outage.ok()
                 if started:
                     await asyncio.sleep(0.002)  # let a few attempts finish: claims and writes go in batches
-                    continue
-                await self.pause(stop)
         finally:
             await self.close()
+
+    async def _last_flush(self) -> None:
+        # Retried for as long as a lease lasts: after that the rows are due again anyway (same webhook-id).
+        try:
+            await retry_for(self.flush, "delivery", self.lease)
+        except NewsmonError as exc:
+            _log.error("delivery.outcomes_unrecorded", count=len(self.unrecorded), error=str(exc))
+            raise
 
     async def pause(self, stop: asyncio.Event) -> None:
         """Sleep until woken (new rows, a finished attempt), the next row is due, or 0.5 s."""

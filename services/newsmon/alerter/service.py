@@ -5,6 +5,8 @@ group interval expiries, and the outbox), the alert consumer ("newsmon-delivery"
 subscription directory's reload (config + API subscriptions, see directory.py).
 Both consumers run `newsmon.bus.loop.consume`: offsets are committed after the store transaction, so a crash
 replays messages, which the handlers absorb idempotently.
+A store or broker outage (a retriable error) ends no loop: the consumers retry the message in hand, the timer and
+the delivery worker back off and go on (outage.py), keeping the outcomes they could not record yet.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from newsmon import log
+from newsmon import log, metrics
 from newsmon.alerter import intake
 from newsmon.alerter.delivery import DeliveryWorker
 from newsmon.alerter.directory import Directory
+from newsmon.alerter.outage import Outage
 from newsmon.bus.base import Bus, Consumer, Message
 from newsmon.bus.loop import consume
 from newsmon.errors import NewsmonError
@@ -106,15 +109,18 @@ class AlerterService:
             self.worker.wake()
 
     async def _timer(self, stop: asyncio.Event) -> None:
-        """Fire group-wait/group-interval expiries and publish the outbox (also what a crash left behind)."""
+        """Fire group-wait/group-interval expiries and publish the outbox (also what a crash left behind).
+        A retriable store or bus error is backed off and retried (outage.py); any other ends the service."""
+        outage = Outage("timer")
         while not stop.is_set():
             try:
                 await intake.flush_due(self.store)
                 await intake.publish_outbox(self.store, self.bus)
                 due = await alerts_db.next_notify_at(self.store)
             except NewsmonError as exc:
-                _log.warning("alerter.timer_failed", error=str(exc), retriable=exc.retriable)
-                due = None
+                await outage.failed(exc, stop)
+                continue
+            outage.ok()
             wait = 0.5 if due is None else min(0.5, max(0.005, due - time.time()))
             self._kick.clear()
             await _wait_any([stop, self._kick], wait)
@@ -127,6 +133,16 @@ class AlerterService:
             calm = calm + 1 if await self._idle(consumers) else 0
 
     async def _idle(self, consumers: Sequence[Consumer]) -> bool:
+        try:
+            return await self._nothing_left(consumers)
+        except NewsmonError as exc:  # the store or the bus is away: not idle, ask again later
+            if not exc.retriable:
+                raise
+            metrics.LOOP_RETRIES.labels("idle").inc()
+            _log.warning("alerter.idle_check_failed", error=str(exc)[:300])
+            return False
+
+    async def _nothing_left(self, consumers: Sequence[Consumer]) -> bool:
         for c in consumers:
             if await c.lag():
                 return False

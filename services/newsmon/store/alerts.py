@@ -11,7 +11,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Float, Integer, String, Table, Text, and_, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -100,9 +113,19 @@ def _fail(what: str, exc: SQLAlchemyError) -> StoreError:
     return StoreError(f"{what}: {exc.__class__.__name__}: {exc}")
 
 
+# Built once: the lifecycle loads and saves an alert per match, and building a statement (and its cache key)
+# each time cost more CPU than running it.
+_LOAD = select(alerts).where(alerts.c.alert_id == bindparam("b_id"))
+_SAVE = (
+    update(alerts)
+    .where(alerts.c.alert_id == bindparam("b_id"))
+    .values({k: bindparam(f"b_{k}") for k in (*StoredAlert.__slots__, "updated_at") if k != "alert_id"})
+)
+
+
 async def load(conn: AsyncConnection, alert_id: str) -> StoredAlert | None:
     """One alert by id, inside the caller's transaction."""
-    row = (await conn.execute(select(alerts).where(alerts.c.alert_id == alert_id))).first()
+    row = (await conn.execute(_LOAD, {"b_id": alert_id})).first()
     if row is None:
         return None
     return StoredAlert(**{k: row._mapping[k] for k in StoredAlert.__slots__})
@@ -111,9 +134,9 @@ async def load(conn: AsyncConnection, alert_id: str) -> StoredAlert | None:
 async def save(conn: AsyncConnection, a: StoredAlert, now: float) -> None:
     """Insert or update an alert row (the caller holds the transaction)."""
     values = {k: getattr(a, k) for k in StoredAlert.__slots__} | {"updated_at": now}
-    res = await conn.execute(update(alerts).where(alerts.c.alert_id == a.alert_id).values(**values))
+    res = await conn.execute(_SAVE, {f"b_{k}" if k != "alert_id" else "b_id": v for k, v in values.items()})
     if not res.rowcount:
-        await conn.execute(alerts.insert().values(**values))
+        await conn.execute(alerts.insert(), values)
 
 
 async def due(conn: AsyncConnection, now: float, limit: int = 200) -> list[StoredAlert]:
@@ -131,11 +154,12 @@ async def due(conn: AsyncConnection, now: float, limit: int = 200) -> list[Store
 
 async def next_notify_at(store: Store) -> float | None:
     """The earliest pending notification time, or None."""
-    from sqlalchemy import func
-
-    async with store.engine.connect() as conn:
-        value = await conn.scalar(select(func.min(alerts.c.notify_at)))
-        return float(value) if value is not None else None
+    try:
+        async with store.engine.connect() as conn:
+            value = await conn.scalar(select(func.min(alerts.c.notify_at)))
+    except SQLAlchemyError as exc:
+        raise _fail("next notification time", exc) from exc
+    return float(value) if value is not None else None
 
 
 async def add_notification(
@@ -173,17 +197,22 @@ async def unpublished(store: Store, limit: int = 500) -> list[tuple[str, str, fl
         .order_by(notifications.c.created_at)
         .limit(limit)
     )
-    async with store.engine.connect() as conn:
-        return [(r[0], r[1], r[2]) for r in await conn.execute(stmt)]
+    try:
+        async with store.engine.connect() as conn:
+            return [(r[0], r[1], r[2]) for r in await conn.execute(stmt)]
+    except SQLAlchemyError as exc:
+        raise _fail("read outbox", exc) from exc
 
 
 async def mark_published(store: Store, ids: list[str]) -> None:
     """Mark outbox rows as published."""
-    if ids:
+    if not ids:
+        return
+    try:
         async with store.engine.begin() as conn:
-            await conn.execute(
-                update(notifications).where(notifications.c.id.in_(ids)).values(published=True)
-            )
+            await conn.execute(update(notifications).where(notifications.c.id.in_(ids)).values(published=True))
+    except SQLAlchemyError as exc:
+        raise _fail("mark outbox published", exc) from exc
 
 
 SILENCE_MAX_SECONDS = 90 * 86400

@@ -241,15 +241,21 @@ async def list_deliveries(
         stmt = stmt.where(deliveries.c.status == status)
     if subscription:
         stmt = stmt.where(deliveries.c.subscription_id == subscription)
-    async with store.engine.connect() as conn:
-        return [_row(r) for r in await conn.execute(stmt)]
+    try:
+        async with store.engine.connect() as conn:
+            return [_row(r) for r in await conn.execute(stmt)]
+    except SQLAlchemyError as exc:
+        raise StoreError(f"list deliveries: {exc.__class__.__name__}: {exc}") from exc
 
 
 async def attempt_log(store: Store, delivery: str) -> list[dict[str, Any]]:
     """Every attempt of one delivery, oldest first."""
     stmt = select(attempts).where(attempts.c.delivery_id == delivery).order_by(attempts.c.id)
-    async with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in await conn.execute(stmt)]
+    try:
+        async with store.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(stmt)]
+    except SQLAlchemyError as exc:
+        raise StoreError(f"read attempt log: {exc.__class__.__name__}: {exc}") from exc
 
 
 async def replay(
@@ -295,35 +301,47 @@ async def disable_endpoint(store: Store, endpoint: str, reason: str, now: float)
     stmt = insert_ignore(store, endpoints).values(
         endpoint=endpoint, disabled=True, reason=reason, updated_at=now
     )
-    async with store.engine.begin() as conn:
-        await conn.execute(stmt)
-        await conn.execute(
-            update(endpoints)
-            .where(endpoints.c.endpoint == endpoint)
-            .values(disabled=True, reason=reason, updated_at=now)
-        )
+    try:
+        async with store.engine.begin() as conn:
+            await conn.execute(stmt)
+            await conn.execute(
+                update(endpoints)
+                .where(endpoints.c.endpoint == endpoint)
+                .values(disabled=True, reason=reason, updated_at=now)
+            )
+    except SQLAlchemyError as exc:
+        raise StoreError(f"disable endpoint: {exc.__class__.__name__}: {exc}") from exc
 
 
 async def disabled_endpoints(store: Store) -> dict[str, str]:
     """Disabled endpoints and why."""
-    async with store.engine.connect() as conn:
-        rows = await conn.execute(
-            select(endpoints.c.endpoint, endpoints.c.reason).where(endpoints.c.disabled)
-        )
-        return {r[0]: r[1] or "" for r in rows}
+    try:
+        async with store.engine.connect() as conn:
+            rows = await conn.execute(
+                select(endpoints.c.endpoint, endpoints.c.reason).where(endpoints.c.disabled)
+            )
+            return {r[0]: r[1] or "" for r in rows}
+    except SQLAlchemyError as exc:
+        raise StoreError(f"read disabled endpoints: {exc.__class__.__name__}: {exc}") from exc
 
 
 async def counts(store: Store) -> dict[str, int]:
     """Deliveries per status (the retry-queue and dead-letter gauges)."""
-    async with store.engine.connect() as conn:
-        rows = await conn.execute(select(deliveries.c.status, func.count()).group_by(deliveries.c.status))
-        return {r[0]: int(r[1]) for r in rows}
+    try:
+        async with store.engine.connect() as conn:
+            rows = await conn.execute(select(deliveries.c.status, func.count()).group_by(deliveries.c.status))
+            return {r[0]: int(r[1]) for r in rows}
+    except SQLAlchemyError as exc:
+        raise StoreError(f"count deliveries: {exc.__class__.__name__}: {exc}") from exc
 
 
 async def next_due(store: Store) -> float | None:
     """When the earliest pending delivery is due, or None when nothing is pending."""
-    async with store.engine.connect() as conn:
-        value = await conn.scalar(
-            select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == "pending")
-        )
-        return float(value) if value is not None else None
+    try:
+        async with store.engine.connect() as conn:
+            value = await conn.scalar(
+                select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == "pending")
+            )
+    except SQLAlchemyError as exc:
+        raise StoreError(f"next due delivery: {exc.__class__.__name__}: {exc}") from exc
+    return float(value) if value is not None else None
