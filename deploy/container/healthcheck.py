@@ -4,8 +4,10 @@ It looks at the container's main process (PID 1 by default) and decides by its s
 
 - `newsmon api` and `newsmon run` (with the API enabled) serve HTTP: GET /healthz on the `api.listen` address
   read from the same `--config` file and NEWSMON_* environment the process uses; healthy on 200.
-- `newsmon poller|classifier|alerter` serve no HTTP yet: healthy while the process exists and is neither a
-  zombie nor stopped. This catches a dead or frozen process, not a hung event loop (see deploy/README.md).
+- `newsmon poller|classifier|alerter`: healthy while the process exists and is neither a zombie nor stopped.
+  Their `[metrics] listen` port is no better signal: prometheus_client answers there (on any path, /healthz
+  included) from a thread of its own, also while the event loop hangs. So this catches a dead or frozen process,
+  not a hung event loop (see deploy/README.md).
 """
 
 from __future__ import annotations

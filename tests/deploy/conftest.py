@@ -19,10 +19,7 @@ def yaml() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def cli_parser() -> argparse.ArgumentParser:
-    """newsmon's real argument parser; skips while the CLI is not assembled (a command module missing)."""
+    """newsmon's real argument parser."""
     from newsmon.cli import build_parser
 
-    try:
-        return build_parser()
-    except ModuleNotFoundError as exc:
-        pytest.skip(f"newsmon CLI not assembled yet: {exc}")
+    return build_parser()

@@ -15,11 +15,14 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 VENV_BIN = Path(sys.executable).parent
 
-# Every `newsmon` subcommand the deploy files may start (issues 2 and 7); `db upgrade` (migrations) is planned
-# and skipped until it is registered.
+# Every `newsmon` subcommand the deploy files may start.
 KNOWN_COMMANDS = {"run", "poller", "classifier", "alerter", "api", "db"}
-PLANNED_COMMANDS = {"db"}
 WORKERS = ("poller", "classifier", "alerter")
+
+
+def listen_port(listen: str) -> int:
+    """The port of a HOST:PORT setting."""
+    return int(listen.rpartition(":")[2])
 
 
 def tool(name: str) -> str | None:

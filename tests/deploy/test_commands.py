@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
-import pytest
-
 from tests.deploy.deployfiles import (
     DEPLOY,
     KNOWN_COMMANDS,
-    PLANNED_COMMANDS,
     WORKERS,
     subcommands,
     used_command_lines,
@@ -40,19 +36,15 @@ def test_deploy_files_use_known_commands_with_a_config(yaml: ModuleType) -> None
 
 def test_cli_accepts_every_deploy_command_line(yaml: ModuleType, cli_parser: argparse.ArgumentParser) -> None:
     registered = subcommands(cli_parser)
-    planned, rejected = [], []
+    rejected = []
     for where, argv in used_command_lines(yaml).items():
         line = f"{where}: newsmon {' '.join(argv)}"
-        if argv[0] in PLANNED_COMMANDS and argv[0] not in registered:
-            planned.append(line)
-        elif argv[0] not in registered:
+        if argv[0] not in registered:
             rejected.append(line)
         else:
             args = cli_parser.parse_args(argv)  # exits (fails the test) on options the command does not take
             assert callable(getattr(args, "func", None)), f"{line}: selects no command function"
     assert not rejected, f"commands not in newsmon's CLI (has {sorted(registered)}): " + "; ".join(rejected)
-    if planned:
-        pytest.skip("planned commands not registered yet: " + "; ".join(planned))
 
 
 def test_entrypoint_runs(cli_parser: argparse.ArgumentParser) -> None:
@@ -64,8 +56,6 @@ def test_entrypoint_runs(cli_parser: argparse.ArgumentParser) -> None:
 
 
 def test_image_default_command_runs_to_idle(yaml: ModuleType, tmp_path: Path) -> None:
-    if importlib.util.find_spec("newsmon.api.service") is None:
-        pytest.skip("newsmon.api.service is not built yet: `newsmon run` cannot start")
     # The image's CMD with its baked-in config, run directly; only data_dir moves (no /var/lib/newsmon here).
     cmd = used_command_lines(yaml)["container:CMD"]
     config = DEPLOY / "container" / "newsmon.toml"

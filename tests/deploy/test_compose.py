@@ -10,10 +10,20 @@ from typing import Any
 import pytest
 
 from newsmon.events import TOPICS
-from tests.deploy.deployfiles import DEPLOY, WORKERS, load_yaml_docs, tool
+from newsmon.settings import Settings, load_settings
+from tests.deploy.deployfiles import DEPLOY, WORKERS, listen_port, load_yaml_docs, tool
 
 COMPOSE_DIR = DEPLOY / "compose"
 COMPOSE = COMPOSE_DIR / "compose.yaml"
+
+
+def compose_settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The containers' settings: newsmon.toml with the example secrets/newsmon.env as environment."""
+    for line in (COMPOSE_DIR / "secrets.example" / "newsmon.env").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            monkeypatch.setenv(key, value)
+    return load_settings(COMPOSE_DIR / "newsmon.toml")
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +65,14 @@ def test_has_the_whole_stack(compose: dict[str, Any]) -> None:
         assert services[name]["deploy"]["replicas"] >= 2, f"{name} must run scaled by consumer group"
 
 
+def test_several_pollers_only_on_a_shared_store(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pollers share feeds through leases in the store, which every poller container must reach.
+    replicas = compose["services"]["poller"].get("deploy", {}).get("replicas", 1)
+    if replicas > 1:
+        assert not compose_settings(monkeypatch).store.url.startswith("sqlite"), "several pollers need PostgreSQL"
+    assert replicas >= 2
+
+
 def test_newsmon_services_share_image_config_and_secrets(compose: dict[str, Any]) -> None:
     for name, svc in newsmon_services(compose).items():
         assert svc["build"]["dockerfile"] == "deploy/container/Containerfile"
@@ -88,12 +106,24 @@ def test_kafka_init_creates_every_topic(compose: dict[str, Any]) -> None:
     assert created == set(TOPICS)
 
 
-def test_ports_agree_with_config_and_prometheus(compose: dict[str, Any], yaml: ModuleType) -> None:
+def test_ports_agree_with_config_and_prometheus(
+    compose: dict[str, Any], yaml: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = compose_settings(monkeypatch)
     api = compose["services"]["api"]
-    assert api["ports"] == ["127.0.0.1:8080:8080"]
+    assert api["ports"] == [f"127.0.0.1:8080:{listen_port(settings.api.listen)}"]
+    # Every long-running newsmon service serves /metrics on [metrics] listen, and Prometheus scrapes each by name.
+    assert settings.metrics.listen and settings.api.metrics_public is False
+    port = listen_port(settings.metrics.listen)
     prom = load_yaml_docs(yaml, DEPLOY / "prometheus" / "prometheus.yml")[0]
     job = next(j for j in prom["scrape_configs"] if j["job_name"] == "newsmon")
-    assert job["dns_sd_configs"][0]["names"] == ["api"] and job["dns_sd_configs"][0]["port"] == 8080
+    (sd,) = job["dns_sd_configs"]
+    long_running = {n for n in newsmon_services(compose) if n != "migrate"}
+    assert set(sd["names"]) == long_running == {*WORKERS, "api"} and sd["port"] == port
+    for name in long_running:
+        assert str(port) in compose["services"][name]["expose"], f"{name} does not expose the metrics port"
+        assert not any(str(port) in p for p in compose["services"][name].get("ports", [])), "metrics published"
+    assert set(compose["services"]["prometheus"]["depends_on"]) == long_running
     assert "kafka://kafka:9092" in (COMPOSE_DIR / "newsmon.toml").read_text()
     assert (
         compose["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"

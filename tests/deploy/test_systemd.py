@@ -72,3 +72,20 @@ def test_systemd_analyze_verify_accepts_unit(unit: str, tmp_path: Path) -> None:
     # Unknown keys and bad values are only warnings (exit 0): any line about our unit is a failure.
     ours = [line for line in (out.stdout + out.stderr).splitlines() if unit in line or str(tmp_path) in line]
     assert out.returncode == 0 and not ours, out.stdout + out.stderr
+
+
+def test_each_instance_has_its_own_metrics_port_which_prometheus_scrapes() -> None:
+    # Instances of newsmon@.service on one host cannot share a port: the unit documents one per instance in
+    # /etc/newsmon/SERVICE.env, and prometheus.yml's systemd example scrapes those ports.
+    unit = (UNITS / "newsmon@.service").read_text(encoding="utf-8")
+    ports = {
+        name: int(port)
+        for name, port in re.findall(r"^#\s+(\w+)\.env\s+NEWSMON_METRICS__LISTEN=[\d.]+:(\d+)", unit, re.M)
+    }
+    assert set(ports) == {*WORKERS, "api"} and len(set(ports.values())) == len(ports), ports
+    prom = (DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8")
+    scraped = {
+        service: {int(p) for p in re.findall(r":(\d+)\"", targets)}
+        for targets, service in re.findall(r"targets: \[([^\]]*)\]\n\s*#\s+labels: \{service: (\w+)\}", prom)
+    }
+    assert scraped == {name: {port} for name, port in ports.items()}
