@@ -29,6 +29,7 @@ class StateSaver:
         self._delay = delay
         self._dirty: dict[str, FeedState] = {}
         self._timer: asyncio.Task[None] | None = None
+        self._writing = False  # the timer is past its sleep, inside flush()
 
     def save(self, state: FeedState) -> None:
         """Mark `state` to be written with the next batch."""
@@ -38,11 +39,14 @@ class StateSaver:
 
     async def _later(self) -> None:
         await asyncio.sleep(self._delay)
+        self._writing = True
         try:
             await self.flush()
         except StoreError as exc:  # kept dirty; the next poll's save retries the batch
             metrics.FEED_ERRORS.labels("StoreError").inc()
             _log.error("feed.state_save_failed", feeds=len(self._dirty), error=str(exc))
+        finally:
+            self._writing = False
 
     async def flush(self) -> None:
         """Write every dirty state now."""
@@ -50,7 +54,7 @@ class StateSaver:
         self._dirty.clear()
         try:
             lost = await feed_store.save_feeds(self._store, batch, owner=self._owner)
-        except StoreError:
+        except BaseException:  # a failed or cancelled write: the batch stays dirty for the next flush
             for state in batch:
                 self._dirty.setdefault(state.id, state)
             raise
@@ -61,7 +65,8 @@ class StateSaver:
     async def close(self) -> None:
         """Stop the timer and write what is left (a failure is logged; those feeds get polled again)."""
         if self._timer is not None and not self._timer.done():
-            self._timer.cancel()
+            if not self._writing:  # still sleeping: cancel; a write in progress is awaited, never cut off
+                self._timer.cancel()
             await asyncio.gather(self._timer, return_exceptions=True)
         for attempt in range(3):
             try:
