@@ -151,6 +151,7 @@ class PollerSettings(Section):
 class ClassifierSettings(Section):
     topics_dirs: list[Path] = Field(default_factory=list, description="Extra topic pack directories")
     story_window: PositiveDuration = 48 * 3600
+    semantic_weight: float = Field(0.0, ge=0, le=1, description="Semantic scorer: max score shift; 0 = off")
 
 
 class DeliverySettings(Section):

@@ -22,6 +22,7 @@ from newsmon.errors import ConfigError
 from newsmon.events import Entity, Span, TopicMatch
 
 if TYPE_CHECKING:
+    from newsmon.classifier.semantic import SemanticScorer
     from newsmon.settings import Settings
 
 MAX_SPANS = 10
@@ -69,6 +70,7 @@ class Engine:
                 body |= groups[leaf.name] if isinstance(leaf, q.Group) else {self.auto.index(leaf)}
             self.queries[topic.id] = Query(topic.ast, self.auto, groups)
         self.auto.compile(body)
+        self.semantic: SemanticScorer | None = None  # classifier.semantic_weight > 0 (load_engine)
         self._labels = [t.text + ("*" if t.prefix else "") for t in self.auto.terms]
 
     @property
@@ -90,7 +92,10 @@ class Engine:
             ev.used = set()
             if not hit_tids or not query.may_hold(hit_tids) or not query.evaluate(ev):
                 continue
-            scores[tid] = self._explain(topic, ev, originals, all_spans)
+            # with the semantic blend a topic may cross its threshold either way: keep every candidate's spans
+            scores[tid] = self._explain(topic, ev, originals, all_spans or self.semantic is not None)
+        if self.semantic is not None and scores:  # only candidates (a query held) are embedded
+            scores = self.semantic.blend(title, text, scores, self.packs.topics)
         matches = [m for tid, m in scores.items() if m.score >= self.packs.topics[tid].threshold]
         matches.sort(key=lambda m: -m.score)
         return Classification(detected, matches, places, actors, scores)
@@ -170,6 +175,7 @@ class Engine:
                 raise ConfigError("draft: no [[topics]] entry")
             loaded.check()
             engine = Engine(loaded, self.gazetteer)
+            engine.semantic = self.semantic
         return engine.classify(title, text, lang, all_spans=True)
 
 
@@ -204,4 +210,9 @@ def load_engine(settings: Settings | None = None, extra_topic_dirs: Sequence[Pat
         dirs += list(settings.classifier.topics_dirs)
     packs.load_paths(loaded, dirs + list(extra_topic_dirs))
     loaded.check()
-    return Engine(loaded, gaz)
+    engine = Engine(loaded, gaz)
+    if settings is not None and settings.classifier.semantic_weight > 0:
+        from newsmon.classifier import semantic  # imported only when on: numpy and the model cost start-up time
+
+        engine.semantic = semantic.load(settings.classifier.semantic_weight, engine.topics)
+    return engine
