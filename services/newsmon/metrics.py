@@ -44,3 +44,8 @@ E2E_SECONDS = Histogram("newsmon_end_to_end_seconds", "From article fetched to a
 BUS_ERRORS = Counter("newsmon_bus_handler_errors_total", "Messages whose handler failed", ["group", "outcome"])
 BUS_LAG = Gauge("newsmon_bus_lag", "Uncommitted messages per consumer group", ["group"])
 BUS_CONSUMED = Counter("newsmon_bus_consumed_total", "Messages handled and committed", ["group"])
+
+# process
+STARTUP_RETRIES = Counter("newsmon_startup_retries_total",
+                          "Failed attempts to reach the bus or the store at start-up, each followed by a wait",
+                          ["dependency"])

@@ -1,5 +1,8 @@
 """Runs newsmon's services, together (`newsmon run`) or one at a time (`newsmon poller`, ...).
 
+Start-up waits for an unreachable bus or store (startup.py); the metrics port, when configured, answers /healthz
+and /readyz from the first moment (health.py, metrics_server.py).
+
 SIGTERM/SIGINT stop intake; each service finishes the message in hand and commits; after a drain deadline the
 rest is cancelled and the counts are logged. Burst mode (`until_idle`) runs the stages in data-flow order until
 each has no more work, which makes runs deterministic for tests and cron-style use.
@@ -12,10 +15,14 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from newsmon import log
 from newsmon.settings import Settings
+
+if TYPE_CHECKING:
+    from newsmon.bus import Bus
+    from newsmon.health import Health
 
 SERVICE_NAMES = ("poller", "classifier", "alerter", "api")
 _log = log.get(__name__)
@@ -39,30 +46,74 @@ def _factories() -> dict[str, Callable[[Settings, Any, Any], Service]]:
 
 async def run_services(settings: Settings, names: Sequence[str], *, until_idle: bool = False,
                        stop: asyncio.Event | None = None, drain_seconds: float = 30.0) -> None:
-    """Open the store and the bus, run the named services, shut down cleanly."""
-    from newsmon.bus import open_bus
-    from newsmon.store import Store
+    """Reach the store and the bus (waiting for them, see startup.py), run the named services, shut down."""
+    from newsmon.health import Health
 
     stop = stop or asyncio.Event()
-    # The embedded store upgrades itself; a shared one is upgraded on purpose (`newsmon db upgrade`).
-    store = await Store.open(settings.store.url, create=settings.store.url.startswith("sqlite"))
-    bus = open_bus(settings.bus)
-    await bus.start()
     _install_signals(stop)
-    _serve_metrics(settings)
-    factories = _factories()
-    services = {name: factories[name](settings, bus, store) for name in names}
-    _log.info("newsmon.start", services=list(services), bus=settings.bus.kind, until_idle=until_idle)
+    health = Health(settings.metrics.stall_after, stop)
+    ticker = asyncio.create_task(health.tick(), name="health")
+    close_metrics = _serve_metrics(settings, health)
     started = time.monotonic()
     try:
-        if until_idle:
-            await _burst(services, stop)
-        else:
-            await _concurrently(services, stop, drain_seconds)
+        await _connected(settings, names, health, stop, until_idle, drain_seconds)
     finally:
-        await bus.stop()
-        await store.close()
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+        close_metrics()
         _log.info("newsmon.stop", seconds=round(time.monotonic() - started, 2))
+
+
+async def _connected(settings: Settings, names: Sequence[str], health: Health, stop: asyncio.Event,
+                     until_idle: bool, drain_seconds: float) -> None:
+    from newsmon.bus import open_bus
+    from newsmon.startup import PatientBus, connect
+    from newsmon.store import Store
+
+    url = settings.store.url
+    # The embedded store upgrades itself; a shared one is upgraded on purpose (`newsmon db upgrade`).
+    store = await connect("store", lambda: Store.open(url, create=url.startswith("sqlite")),
+                          wait=None if url.startswith("sqlite") else settings.startup_wait, stop=stop,
+                          health=health)
+    if store is None:
+        return
+    try:
+        bus = open_bus(settings.bus)
+        wait = settings.startup_wait if settings.bus.kind == "kafka" else None
+        if wait:  # consumers started by the services wait for the broker too
+            bus = PatientBus(bus, wait=wait, stop=stop, health=health)
+        if not until_idle:  # burst runs stop their consumers on purpose, one service after the other
+            bus = health.watch(bus)
+        started = await connect("bus", lambda: _start(bus), stop=stop, health=health, wait=wait)
+        if started is None:
+            return
+        try:
+            factories = _factories()
+            services = {name: factories[name](settings, bus, store) for name in names}
+            health.ready()
+            _log.info("newsmon.start", services=list(services), bus=settings.bus.kind, until_idle=until_idle)
+            if until_idle:
+                await _burst(services, stop)
+            else:
+                await _concurrently(services, stop, drain_seconds, health)
+        finally:
+            await bus.stop()
+    finally:
+        await store.close()
+
+
+async def _start(bus: Bus) -> Bus:
+    """Start the bus; a failed start is stopped again, so the next attempt begins clean."""
+    try:
+        await bus.start()
+    except BaseException:
+        try:
+            await bus.stop()
+        except Exception as exc:  # the start's own error is the one that matters (and is raised)
+            _log.info("bus.stop_after_failed_start", error=str(exc))
+        raise
+    return bus
 
 
 async def _burst(services: dict[str, Service], stop: asyncio.Event) -> None:
@@ -73,7 +124,8 @@ async def _burst(services: dict[str, Service], stop: asyncio.Event) -> None:
             await services[name].run(stop, until_idle=True)
 
 
-async def _concurrently(services: dict[str, Service], stop: asyncio.Event, drain_seconds: float) -> None:
+async def _concurrently(services: dict[str, Service], stop: asyncio.Event, drain_seconds: float,
+                        health: Health) -> None:
     tasks = {asyncio.create_task(svc.run(stop), name=name): name for name, svc in services.items()}
     stopper = asyncio.create_task(stop.wait(), name="stop")
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -83,6 +135,9 @@ async def _concurrently(services: dict[str, Service], stop: asyncio.Event, drain
     for task in crashed:
         _log.error("service.failed", service=tasks[task],
                    error="cancelled from inside" if task.cancelled() else repr(task.exception()))
+    if not stop.is_set():  # /healthz says so while the others drain
+        health.died(", ".join(f"service {tasks[t]} {'failed' if t in crashed else 'ended'}"
+                              for t in done if t is not stopper))
     stop.set()
     pending = [t for t in tasks if not t.done()]
     if pending:
@@ -102,14 +157,15 @@ async def _concurrently(services: dict[str, Service], stop: asyncio.Event, drain
         raise NewsmonError(f"service(s) failed: {', '.join(failed)} (see the log)")
 
 
-def _serve_metrics(settings: Settings) -> None:
-    # Workers without the API still expose their own counters (and a liveness signal) to a scraper.
-    if settings.metrics.listen:
-        from prometheus_client import start_http_server
+def _serve_metrics(settings: Settings, health: Health) -> Callable[[], None]:
+    # Workers without the API still expose their counters, /healthz and /readyz (metrics_server.py).
+    if not settings.metrics.listen:
+        return lambda: None
+    from newsmon.metrics_server import serve
 
-        host, _, port = settings.metrics.listen.rpartition(":")
-        start_http_server(int(port), addr=host)
-        _log.info("metrics.listening", listen=settings.metrics.listen)
+    close = serve(settings.metrics.listen, health)
+    _log.info("metrics.listening", listen=settings.metrics.listen)
+    return close
 
 
 def _install_signals(stop: asyncio.Event) -> None:

@@ -289,6 +289,7 @@ class ApiSettings(Section):
 
 class MetricsSettings(Section):
     listen: str = Field("", description="HOST:PORT to serve /metrics from any process ('' = only the API's)")
+    stall_after: PositiveDuration = Field(120, description="/healthz there fails after a loop stalls this long")
 
     @field_validator("listen")
     @classmethod
@@ -311,6 +312,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEWSMON_", env_nested_delimiter="__", extra="forbid")
 
     data_dir: Path = Path("./newsmon-data")
+    startup_wait: Duration = Field(300, ge=0, description="Retry an unreachable bus/store this long at start")
     bus: BusSettings = Field(default_factory=BusSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)

@@ -74,22 +74,40 @@ async def test_publish_and_consume_with_sasl_credentials(sasl_bootstrap: str) ->
         await bus.stop()
 
 
-async def test_wrong_password_is_a_clear_bus_error(sasl_bootstrap: str) -> None:
+async def test_wrong_password_is_a_clear_bus_error_that_is_not_retried(sasl_bootstrap: str) -> None:
     bus = open_bus(_settings(sasl_bootstrap, "wrong-pw"))
-    with pytest.raises(BusError, match=r"(?i)unable to bootstrap.*credentials"):
+    with pytest.raises(BusError, match=r"(?i)refused.*SaslAuthenticationFailed.*sasl_") as caught:
         await bus.start()
+    assert caught.value.retriable is False  # a service does not wait for credentials to become right
+    assert "wrong-pw" not in str(caught.value)
+
+
+async def test_a_plaintext_client_at_a_sasl_listener_is_refused_not_retried(sasl_bootstrap: str) -> None:
+    bus = open_bus(BusSettings(url=f"kafka://{sasl_bootstrap}"))  # security_protocol left at PLAINTEXT
+    with pytest.raises(BusError, match=r"refused.*closed the connection.*security_protocol PLAINTEXT") as caught:
+        await bus.start()
+    assert caught.value.retriable is False
+
+
+async def test_a_broker_that_does_not_answer_is_a_retriable_bus_error() -> None:
+    bus = open_bus(BusSettings(url=f"kafka://127.0.0.1:{free_ports(1)[0]}"))
+    with pytest.raises(BusError, match="unreachable") as caught:
+        await bus.start()
+    assert caught.value.retriable is True
 
 
 def test_a_service_with_wrong_credentials_exits_with_one_line(sasl_bootstrap: str, tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'data_dir = "{tmp_path}"\n[bus]\nurl = "kafka://{sasl_bootstrap}"\n'
+    # A 5-minute start-up wait would outlast the subprocess timeout: a refusal must not be waited for.
+    cfg.write_text(f'data_dir = "{tmp_path}"\nstartup_wait = "5m"\n[bus]\nurl = "kafka://{sasl_bootstrap}"\n'
                    'security_protocol = "SASL_PLAINTEXT"\nsasl_username = "newsmon"\nsasl_password = "nope"\n',
                    encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "newsmon.cli", "classifier", "--config", str(cfg), "--until-idle"],
                           capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
-    assert "SaslAuthenticationFailed" in proc.stderr + proc.stdout  # the reason, from aiokafka's log line
+    assert "SaslAuthenticationFailed" in proc.stderr.strip().splitlines()[-1]  # the reason, on the last line
+    assert '"startup.waiting"' not in proc.stderr
     assert "sasl_" in proc.stderr + proc.stdout  # and which settings to check
     assert "nope" not in proc.stderr + proc.stdout  # the password never reaches the logs
 

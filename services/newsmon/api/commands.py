@@ -35,21 +35,11 @@ def _api(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_store(config: str | None, work: Any) -> Any:
-    from newsmon.settings import load_settings
-    from newsmon.store import Store
-
-    store = await Store.open(load_settings(config).store.url)
-    try:
-        return await work(store)
-    finally:
-        await store.close()
-
-
 def _create(args: argparse.Namespace) -> int:
     from newsmon.store import tokens
+    from newsmon.store.commands import with_store
 
-    token = asyncio.run(_with_store(args.config, lambda s: tokens.create(s, args.scope, args.name)))
+    token = asyncio.run(with_store(args.config, lambda s: tokens.create(s, args.scope, args.name)))
     print(token)
     return 0
 
@@ -58,8 +48,9 @@ def _list(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from newsmon.store import tokens
+    from newsmon.store.commands import with_store
 
-    for t in asyncio.run(_with_store(args.config, tokens.list_tokens)):
+    for t in asyncio.run(with_store(args.config, tokens.list_tokens)):
         when = dt.datetime.fromtimestamp(t.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
         print(f"{t.hash[:12]}  {t.scope:<5}  {when}  {t.name}")
     return 0

@@ -46,7 +46,9 @@ class Consumer(Protocol):
 class Bus(Protocol):
     """Publish to topics and create consumers."""
 
-    async def start(self) -> None: ...
+    async def start(self) -> None:
+        """Connect. BusError when it cannot: `retriable` when the engine is unreachable (worth waiting for), not
+        when it refused us (credentials, TLS) — the start-up wait reads that flag."""
 
     async def stop(self) -> None: ...
 

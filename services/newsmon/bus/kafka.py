@@ -2,7 +2,9 @@
 
 Topics are created (idempotently, through the admin client) at start and on first use, with `partitions`
 partitions. Every aiokafka error is translated to BusError here; a commit refused because the group rebalanced
-is a non-retriable BusError (the messages go to the partition's new owner, at least once).
+is a non-retriable BusError (the messages go to the partition's new owner, at least once). `start()` first
+reaches a broker itself (`reach`): no broker answering is retriable (the runtime waits for it at start-up),
+a broker refusing us (credentials, TLS, a listener that wants SASL) is not.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import create_conn
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaError
+from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.structs import OffsetAndMetadata
 
 from newsmon import log
@@ -29,6 +33,8 @@ _log = log.get(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
 JOIN_TIMEOUT = 60.0  # seconds a new consumer waits for its first assignment
+REACH_TIMEOUT_MS = 10_000  # the start-up probe's connect + handshake timeout
+_CREDENTIALS = "check bus.url, and bus.security_protocol and the sasl_*/ssl_* credentials if the cluster needs them"
 
 
 @asynccontextmanager
@@ -42,10 +48,32 @@ async def translated(what: str) -> AsyncIterator[None]:
         raise err from exc
     except KafkaConnectionError as exc:
         # aiokafka logs why (refused, timed out, SaslAuthenticationFailed) and raises only "Unable to bootstrap"
-        raise BusError(f"kafka {what}: {exc} — check bus.url, and bus.security_protocol and the sasl_*/ssl_* "
-                       "credentials if the cluster needs them (the aiokafka log line above says why)") from exc
+        raise BusError(f"kafka {what}: {exc} — {_CREDENTIALS} (the aiokafka log line above says why)") from exc
     except (KafkaError, OSError, TimeoutError) as exc:
         raise BusError(f"kafka {what}: {exc!r}") from exc
+
+
+def parse_hosts(servers: Sequence[str]) -> list[tuple[str, int]]:
+    """(host, port) of each bootstrap server ('host:port', '[v6]:port'; port 9092 when absent); ConfigError else."""
+    hosts = []
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or host.endswith(":"):  # no port, or a bare IPv6 address
+            host, port = server, "9092"
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c in host for c in "/@ "):
+            raise ConfigError(f"bus.url: {server!r} is not HOST:PORT")
+        hosts.append((host, int(port)))
+    return hosts
+
+
+def refused(exc: BaseException) -> bool:
+    """True when the broker answered but would not let us in (credentials, SASL mechanism, TLS): not an outage."""
+    if isinstance(exc, ssl.SSLError):
+        return not isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError)  # these two: the peer hung up
+    if isinstance(exc, KafkaError):
+        return not exc.retriable and not isinstance(exc, KafkaConnectionError)
+    return False
 
 
 def connection_options(settings: BusSettings) -> dict[str, Any]:
@@ -75,6 +103,7 @@ class KafkaBus:
                  client_id: str = "newsmon", topics: Sequence[str] = (),
                  session_timeout: float = 10.0, connection: dict[str, Any] | None = None) -> None:
         self.bootstrap = ",".join(bootstrap_servers)
+        self.hosts = parse_hosts(bootstrap_servers)
         # security_protocol, sasl_*, ssl_context: the same for the producer, the consumers and the admin client
         self.connection = dict(connection or {})
         self.partitions, self.replication_factor, self.client_id = partitions, replication_factor, client_id
@@ -85,6 +114,8 @@ class KafkaBus:
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        """Connect (BusError: `retriable` when no broker answered, not when one refused us), create topics."""
+        await self.reach()
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id=self.client_id, acks="all",
                                     enable_idempotence=True, **self.connection)
         async with translated("producer start"):
@@ -95,6 +126,39 @@ class KafkaBus:
                 raise
         self._producer = producer
         await self.ensure_topics(self._initial_topics)
+
+    async def reach(self) -> None:
+        """Open (and close) one connection to a bootstrap server, handshake and authentication included.
+
+        aiokafka's own bootstrap logs each host's error and raises only "Unable to bootstrap", which cannot tell
+        a broker that is down (wait for it) from one that refuses our credentials (fail now); this can.
+        """
+        errors: list[str] = []
+        denied = False
+        for host, port in self.hosts:
+            try:
+                conn = await create_conn(host, port, client_id=self.client_id, request_timeout_ms=REACH_TIMEOUT_MS,
+                                         **self.connection)
+            except (OSError, TimeoutError, KafkaError) as exc:
+                denied = denied or refused(exc)
+                errors.append(f"{host}:{port}: {type(exc).__name__}: {exc}".rstrip(": "))
+                continue
+            try:  # a listener that wants SASL or TLS answers ApiVersions, then hangs up on anything else
+                await conn.send(MetadataRequest([]))
+                return
+            except KafkaConnectionError:
+                denied = True
+                errors.append(f"{host}:{port}: the broker closed the connection when asked for metadata "
+                              f"(security_protocol {self.connection.get('security_protocol', 'PLAINTEXT')})")
+            except (TimeoutError, KafkaError) as exc:
+                errors.append(f"{host}:{port}: metadata: {type(exc).__name__}: {exc}".rstrip(": "))
+            finally:
+                conn.close()
+        if denied:
+            err = BusError(f"kafka refused the connection ({'; '.join(errors)}) — {_CREDENTIALS}")
+            err.retriable = False
+            raise err
+        raise BusError(f"kafka is unreachable ({'; '.join(errors)})")
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -171,15 +235,25 @@ class KafkaConsumer:
 
     def __init__(self, bus: KafkaBus, topics: list[str], group: str) -> None:
         self.bus, self.topics, self.group = bus, topics, group
-        session_ms = int(bus.session_timeout * 1000)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bus.bootstrap, client_id=bus.client_id, group_id=group,
+        self._consumer, self._listener = self._new()
+        self._fresh = True  # False once started: aiokafka consumers are not started twice
+
+    def _new(self) -> tuple[AIOKafkaConsumer, _Assigned]:
+        session_ms = int(self.bus.session_timeout * 1000)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bus.bootstrap, client_id=self.bus.client_id, group_id=self.group,
             enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=session_ms,
-            heartbeat_interval_ms=max(100, session_ms // 4), **bus.connection)
-        self._listener = _Assigned(group)
+            heartbeat_interval_ms=max(100, session_ms // 4), **self.bus.connection)
+        return consumer, _Assigned(self.group)
 
     async def start(self) -> None:
-        """Join the group; returns after the first assignment (empty when members outnumber partitions)."""
+        """Join the group; returns after the first assignment (empty when members outnumber partitions).
+
+        A start that failed can be tried again (the start-up wait does): each try gets a fresh aiokafka consumer.
+        """
+        if not self._fresh:
+            self._consumer, self._listener = self._new()
+        self._fresh = False
         await self.bus.ensure_topics(self.topics)
         try:
             async with translated(f"consumer start ({self.group})"):

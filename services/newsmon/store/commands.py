@@ -1,10 +1,21 @@
-"""CLI subcommands owned by the store: `newsmon db upgrade|current`."""
+"""CLI subcommands owned by the store (`newsmon db upgrade|current`), and `with_store` for every one-shot command.
+
+`with_store(config, work)` is how a CLI command that needs the database runs: load the settings, open the store,
+await `work(store)`, close the store whatever happens. One-shot commands do not wait for an unreachable store (a
+person is watching): they fail at once with the one-line reason.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from newsmon.store import Store
+
+T = TypeVar("T")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -18,24 +29,35 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     cur.set_defaults(func=_current)
 
 
-async def _with_store(args: argparse.Namespace, upgrade: bool) -> int:
+async def with_store(config: str | None, work: Callable[[Store], Awaitable[T]], *, create: bool = True) -> T:
+    """Open the configured store (applying migrations when `create`), return `await work(store)`, close it."""
     from newsmon.settings import load_settings
     from newsmon.store import Store
-    from newsmon.store.migrate import current, head
 
-    settings = load_settings(args.config)
-    store = await Store.open(settings.store.url, create=upgrade)
+    store = await Store.open(load_settings(config).store.url, create=create)
     try:
-        print(f"store: {settings.store.url.split('@')[-1]}  revision: {await current(store.engine)}  "
-              f"code head: {head()}")
+        return await work(store)
     finally:
         await store.close()
+
+
+def _revision(args: argparse.Namespace, upgrade: bool) -> int:
+    from newsmon.settings import load_settings
+    from newsmon.store.base import safe_url
+    from newsmon.store.migrate import current, head
+
+    url = load_settings(args.config).store.url  # checked first: a bad config is reported before connecting
+
+    async def show(store: Store) -> None:
+        print(f"store: {safe_url(url)}  revision: {await current(store.engine)}  code head: {head()}")
+
+    asyncio.run(with_store(args.config, show, create=upgrade))
     return 0
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    return asyncio.run(_with_store(args, upgrade=True))
+    return _revision(args, upgrade=True)
 
 
 def _current(args: argparse.Namespace) -> int:
-    return asyncio.run(_with_store(args, upgrade=False))
+    return _revision(args, upgrade=False)
