@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from newsmon import __version__
+from newsmon import __version__, log
 from newsmon.errors import ConfigError, NewsmonError
 
 _COMMAND_MODULES = (
@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Until a command sets up logging its own way, warnings go to stderr: stdout is data for some commands
+    # (`newsmon classify`, `fetch`), and structlog's default printer would write log lines into it.
+    log.setup("warning")
     try:
         code = int(args.func(args))
     except ConfigError as exc:
