@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from newsmon.classifier.engine import Engine, load_engine
 from newsmon.classifier.matcher import Automaton
-from newsmon.classifier.normalize import PROCLITICS, normalize
+from newsmon.classifier.normalize import PROCLITICS, normalize, offset_map, to_original
 from newsmon.classifier.query import Term, parse
 from newsmon.errors import ConfigError, QuerySyntaxError
 
@@ -221,3 +221,26 @@ def test_near_counts_whole_words_only(engine: Engine) -> None:
     assert hits(engine, "rebel* NEAR/4 taken", "rebels say they have taken the prison")
     assert not hits(engine, "rebel* NEAR/3 taken", "rebels say they have taken the prison")
     assert hits(engine, "الفصائل NEAR/2 حلب", "قالت الفصائل دخلت وحلب")
+
+
+
+MARKS = ["\u064b", "\u064c", "\u064d", "\u064e", "\u064f", "\u0650", "\u0651", "\u0652", "\u0640", "\u200c", "\u200d"]
+_AUTO = Automaton()
+_HALAB = _AUTO.add(Term("حلب"))
+_AUTO.compile()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=50), st.sampled_from(MARKS)), max_size=10))
+def test_tashkeel_anywhere_keeps_matches_and_spans(marks: list[tuple[int, str]]) -> None:
+    # Arabic news is full of tanween, shadda and tatweel: they change neither the match nor where its span points
+    plain = "قالت المصادر إن الفصائل دخلت مدينة حلب بعد معارك"
+    text = plain
+    for pos, mark in sorted(marks, reverse=True):
+        text = text[:pos] + mark + text[pos:]
+    norm = normalize(text)
+    assert norm == normalize(plain)
+    spans = _AUTO.scan(norm).spans[_HALAB]
+    assert len(spans) == 1
+    start, end = to_original(offset_map(text), *spans[0])
+    assert normalize(text[start:end]) == "حلب" and text[start] == "ح"

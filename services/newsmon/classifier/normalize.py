@@ -69,16 +69,19 @@ _COMMON: list[tuple[str, str]] = []
 _FREQUENT = ".,;:!?'\"()-\n\t/" + "أإآةىئؤ،؛؟" + "\u2019\u2018\u201c\u201d\u2013\u2014\u00ab\u00bb"
 
 
-def _build() -> tuple[dict[str, str], re.Pattern[str], re.Pattern[str]]:
+def _build() -> tuple[dict[str, str], re.Pattern[str], re.Pattern[str], frozenset[str]]:
     table: dict[str, str] = {}
     changing: list[str] = ["\u03c2"]
+    dropped: list[str] = []
     for lo, hi in _TABLE_RANGES:
         for cp in range(lo, hi):
             if 0xD800 <= cp <= 0xDFFF:
                 continue
             c = chr(cp)
             folded = _fold(c)
-            if len(folded) != 1:
+            if not folded:
+                dropped.append(c)
+            elif len(folded) != 1:
                 changing.append(re.escape(c))
             elif folded != c:
                 table[c] = folded
@@ -86,10 +89,13 @@ def _build() -> tuple[dict[str, str], re.Pattern[str], re.Pattern[str]]:
     common = [c for c in _FREQUENT if c in table]
     _COMMON.extend((c, table.pop(c)) for c in common)
     mapped = re.compile("[" + "".join(re.escape(c) for c in table) + "]")
-    return table, mapped, re.compile("[" + "".join(changing) + "]")
+    return table, mapped, re.compile("[" + "".join(changing) + "]"), frozenset(dropped)
 
 
-_TABLE, _MAPPED, _LENGTH_CHANGING = _build()
+# _EXPANDING: characters that fold to several (or context-dependent); _DROP: those that fold to nothing
+# (tashkeel, tatweel, zero-width marks), common in Arabic news and handled without the per-character path.
+_TABLE, _MAPPED, _EXPANDING, _DROP = _build()
+_DROPPING = re.compile("[" + "".join(re.escape(c) for c in sorted(_DROP)) + "]")
 
 
 def _replace(m: re.Match[str]) -> str:
@@ -98,8 +104,10 @@ def _replace(m: re.Match[str]) -> str:
 
 def _fast(text: str) -> str | None:
     low = text.lower()
-    if len(low) != len(text) or _LENGTH_CHANGING.search(low):
+    if len(low) != len(text) or _EXPANDING.search(low):
         return None
+    if _DROPPING.search(low):
+        low = _DROPPING.sub("", low)
     for old, new in _COMMON:
         if old in low:
             low = low.replace(old, new)
@@ -115,8 +123,13 @@ def normalize(text: str) -> str:
 def offset_map(text: str) -> list[int] | None:
     """Normalized index → original index, or None when they are the same (no character changed length)."""
     low = text.lower()
-    if len(low) == len(text) and not _LENGTH_CHANGING.search(low):
-        return None
+    if len(low) == len(text) and not _EXPANDING.search(low):
+        if not _DROPPING.search(low):
+            return None
+        drop = _DROP
+        kept = [i for i, c in enumerate(low) if c not in drop]
+        kept.append(len(text))
+        return kept
     out: list[int] = []
     for i, c in enumerate(text):
         out.extend([i] * len(fold_char(c)))
