@@ -4,10 +4,10 @@ It looks at the container's main process (PID 1 by default) and decides by its s
 
 - `newsmon api` and `newsmon run` (with the API enabled) serve HTTP: GET /healthz on the `api.listen` address
   read from the same `--config` file and NEWSMON_* environment the process uses; healthy on 200.
-- `newsmon poller|classifier|alerter`: healthy while the process exists and is neither a zombie nor stopped.
-  Their `[metrics] listen` port is no better signal: prometheus_client answers there (on any path, /healthz
-  included) from a thread of its own, also while the event loop hangs. So this catches a dead or frozen process,
-  not a hung event loop (see deploy/README.md).
+- `newsmon poller|classifier|alerter`: the process must exist and be neither a zombie nor stopped; when
+  `[metrics] listen` is set, GET /healthz on that port must also answer 200. That endpoint answers from a thread
+  of its own and says 503 when the event loop or a consume loop with messages in hand has stalled, or a service
+  died (see deploy/README.md). Without a metrics port only a dead or frozen process is caught.
 """
 
 from __future__ import annotations
@@ -53,14 +53,20 @@ def newsmon_command(argv: list[str]) -> tuple[str | None, str | None]:
     return command, config
 
 
-def healthz_url(config: str | None) -> str | None:
-    """The /healthz URL of the API configured by `config` + environment, or None when the API is disabled."""
+def healthz_url(config: str | None, command: str) -> str | None:
+    """The /healthz URL to probe for `command` configured by `config` + environment, or None when there is none:
+    the API's for `api` and `run` (None when the API is disabled), the metrics port's for the workers (None when
+    `[metrics] listen` is empty)."""
     from newsmon.settings import load_settings  # heavy import only on the HTTP path
 
     settings = load_settings(config)
-    if not settings.api.enabled:
+    if command in HTTP_COMMANDS:
+        listen = settings.api.listen if settings.api.enabled else ""
+    else:
+        listen = settings.metrics.listen
+    if not listen:
         return None
-    host, _, port = settings.api.listen.rpartition(":")
+    host, _, port = listen.rpartition(":")
     host = host.strip("[]")
     if host in ("0.0.0.0", "", "*"):
         host = "127.0.0.1"
@@ -76,6 +82,10 @@ def probe(url: str, timeout: float) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return bool(response.status == 200)
+    except urllib.error.HTTPError as exc:  # the body says why (the metrics port lists the stalled loops)
+        reason = exc.read(400).decode("utf-8", "replace").strip()
+        print(f"unhealthy: GET {url}: {exc.code} {reason}", file=sys.stderr)
+        return False
     except (urllib.error.URLError, OSError) as exc:
         print(f"unhealthy: GET {url}: {exc}", file=sys.stderr)
         return False
@@ -96,8 +106,8 @@ def check(pid: int, timeout: float) -> int:
     if command is None:
         print(f"unhealthy: process {pid} is not newsmon: {' '.join(argv)}", file=sys.stderr)
         return 1
-    if command in HTTP_COMMANDS:
-        url = healthz_url(config)
+    if command in HTTP_COMMANDS or command in WORKER_COMMANDS:
+        url = healthz_url(config, command)
         if url is not None and not probe(url, timeout):
             return 1
     return 0

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -174,14 +175,65 @@ def test_env_override_of_listen_is_honoured(
     assert healthcheck(pid).returncode == 0
 
 
-def test_run_without_api_and_workers_need_only_a_live_process(
+def test_run_without_api_and_workers_without_metrics_need_only_a_live_process(
     process: Callable[..., int], tmp_path: Path
 ) -> None:
     pid = process("newsmon", "run", "--config", config(tmp_path, "127.0.0.1:1", enabled=False))
     assert healthcheck(pid).returncode == 0
     for worker in ("poller", "classifier", "alerter"):
-        pid = process("/opt/newsmon/bin/newsmon", worker, "--config", "/etc/newsmon/newsmon.toml")
+        pid = process("/opt/newsmon/bin/newsmon", worker, "--config", config(tmp_path, "127.0.0.1:1"))
         assert healthcheck(pid).returncode == 0, worker
+
+
+@pytest.mark.parametrize(("status", "expected"), [(200, 0), (503, 1)], ids=["healthy", "stalled"])
+def test_workers_with_a_metrics_port_are_judged_by_its_healthz(
+    status: int,
+    expected: int,
+    healthz: tuple[int, list[int]],
+    process: Callable[..., int],
+    tmp_path: Path,
+) -> None:
+    port, answer = healthz
+    answer[0] = status
+    path = tmp_path / "worker.toml"
+    path.write_text(f'[metrics]\nlisten = "0.0.0.0:{port}"\n', encoding="utf-8")
+    for worker in ("poller", "classifier", "alerter"):
+        pid = process("/opt/newsmon/bin/newsmon", worker, "--config", str(path))
+        out = healthcheck(pid)
+        assert out.returncode == expected, (worker, out.stderr)
+        if expected:
+            assert f"GET http://127.0.0.1:{port}/healthz: {status}" in out.stderr
+
+
+def test_a_real_worker_is_healthy_on_its_metrics_port(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    path = tmp_path / "worker.toml"
+    path.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n[metrics]\nlisten = "127.0.0.1:{port}"\n', encoding="utf-8"
+    )
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "newsmon"), "classifier", "--config", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        out = healthcheck(worker.pid)
+        while out.returncode != 0 and time.monotonic() < deadline and worker.poll() is None:
+            time.sleep(0.5)
+            out = healthcheck(worker.pid)
+        assert out.returncode == 0, out.stderr
+        worker.send_signal(signal.SIGSTOP)  # a frozen process: its metrics thread is frozen too
+        try:
+            stopped = healthcheck(worker.pid)
+        finally:
+            worker.send_signal(signal.SIGCONT)
+        assert stopped.returncode == 1 and "state T" in stopped.stderr
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 def test_stopped_dead_or_foreign_processes_are_unhealthy(process: Callable[..., int]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tomllib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -102,10 +103,15 @@ def test_api_probes_health_and_readiness_over_http(objects: list[tuple[Path, dic
     )
 
 
-def test_worker_probes_run_the_image_healthcheck(objects: list[tuple[Path, dict[str, Any]]]) -> None:
+def test_worker_probes_ask_the_metrics_port(objects: list[tuple[Path, dict[str, Any]]]) -> None:
+    listen = tomllib.loads((DEPLOY / "k8s" / "newsmon.toml").read_text(encoding="utf-8"))["metrics"]["listen"]
     for name in WORKERS:
         c = by_kind(objects, "Deployment")[f"newsmon-{name}"]["spec"]["template"]["spec"]["containers"][0]
-        assert c["livenessProbe"]["exec"]["command"][-1] == "/opt/newsmon/healthcheck.py"
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        assert listen.endswith(f":{ports['metrics']}"), name
+        assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}, name
+        assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}, name
+    # the image's HEALTHCHECK (Docker, Compose) still runs the script, which asks the same port
     assert (
         "COPY deploy/container/healthcheck.py /opt/newsmon/healthcheck.py"
         in (DEPLOY / "container" / "Containerfile").read_text()
