@@ -65,12 +65,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         addresses = await _resolve(host, port, timeout)
         if not self._allow_private and f"{host}:{port}" not in self._exempt:
-            blocked = [a for a in addresses if is_blocked(a)]
-            if blocked:
-                raise BlockedAddress(
-                    f"{host} resolves to a non-public address ({blocked[0]}); "
-                    "set http.allow_private_networks to allow it"
-                )
+            refuse_private(host, addresses)
         last: Exception | None = None
         for address in addresses:
             try:
@@ -95,6 +90,29 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 async def _resolve(host: str, port: int, limit: float | None) -> list[str]:
+def refuse_private(host: str, addresses: list[str]) -> None:
+    """BlockedAddress when any address of `host` is not public (the check every outbound connection passes)."""
+    blocked = [a for a in addresses if is_blocked(a)]
+    if blocked:
+        raise BlockedAddress(
+            f"{host} resolves to a non-public address ({blocked[0]}); set http.allow_private_networks to allow it"
+        )
+
+
+async def public_addresses(host: str, port: int, timeout: float | None, allow_private: bool) -> list[str]:
+    """The checked addresses to connect to for host:port, for a client outside httpx (the webhook poster): the
+    same lookup and refusal as `_GuardedBackend`; lookup failures come out as FetchError/FetchTimeout."""
+    try:
+        addresses = await _resolve(host, port, timeout)
+    except httpcore.ConnectTimeout as exc:
+        raise FetchTimeout(str(exc)) from None
+    except httpcore.ConnectError as exc:
+        raise FetchError(str(exc)) from None
+    if not allow_private:
+        refuse_private(host, addresses)
+    return addresses
+
+
     host = host.strip("[]")
     try:
         ipaddress.ip_address(host.split("%", 1)[0])

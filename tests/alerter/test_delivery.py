@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 from standardwebhooks import Webhook
 
 from newsmon.alerter.commands import replay_deliveries
 from newsmon.alerter.service import AlerterService
 from newsmon.events import DEAD_LETTER_TOPIC, DeadLetter
+from newsmon.store import Store
 from newsmon.store import deliveries as deliveries_db
-from tests.alerter.conftest import SECRET, Harness, hook, match
+from tests.alerter.conftest import SECRET, Harness, hook, make_settings, match
+from tests.alerter.membus import MemoryBus
 from tests.support.receiver import Receiver, Reply
 
 Build = Callable[..., Harness]
@@ -200,3 +203,16 @@ async def test_metrics_count_every_outcome(harness: Build, receiver: Receiver) -
     assert value("newsmon_end_to_end_seconds_count") == before["e2e"] + 1
     assert value("newsmon_alerts_total", topic="syria-military-shifts", kind="new") == before["alerts"] + 2
     assert value("newsmon_alerts_suppressed_total", reason="rate_limit") == before["limited"] + 1
+
+
+async def test_a_webhook_to_a_private_address_is_refused_and_dead_lettered(
+    tmp_path: Path, store: Store, receiver: Receiver
+) -> None:
+    settings = make_settings(tmp_path, [hook("ops", receiver.url())])
+    settings = settings.model_copy(update={"http": settings.http.model_copy(update={"allow_private_networks": False})})
+    h = Harness(settings, MemoryBus(), store)
+    await h.publish(match())
+    await h.drain()
+    assert receiver.requests_to("/hook") == []
+    [dead] = await deliveries_db.list_deliveries(h.store, status="dead")
+    assert dead.attempts == 1 and "non-public address" in (dead.last_error or "")

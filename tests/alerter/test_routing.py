@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from newsmon.alerter import routing
-from newsmon.alerter.delivery import next_attempt
+from newsmon.alerter.endpoints import next_attempt
 from newsmon.errors import DeliveryError
 from newsmon.events import Alert
 from newsmon.settings import DeliverySettings, SubscriptionSettings

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from newsmon.alerter.service import AlerterService
 from newsmon.errors import StoreError
 from newsmon.events import MATCHES_TOPIC
-from newsmon.store import Store
+from newsmon.store import Store, delivery_leases
 from newsmon.store import alerts as alerts_db
 from newsmon.store import deliveries as deliveries_db
 from tests.alerter.conftest import hook, make_settings, match
@@ -134,7 +134,7 @@ async def test_every_alerter_query_reports_the_outage_as_a_retriable_store_error
         "disable_endpoint": lambda: deliveries_db.disable_endpoint(pg_store, "http://x/", "410 Gone", 1.0),
         "list_deliveries": lambda: deliveries_db.list_deliveries(pg_store),
         "attempt_log": lambda: deliveries_db.attempt_log(pg_store, "d1"),
-        "claim": lambda: deliveries_db.claim(pg_store, time.time(), 10.0, 10),
+        "claim": lambda: delivery_leases.claim(pg_store, "me", time.time(), 10.0, 10),
         "next_notify_at": lambda: alerts_db.next_notify_at(pg_store),
         "unpublished": lambda: alerts_db.unpublished(pg_store),
         "mark_published": lambda: alerts_db.mark_published(pg_store, ["n1"]),

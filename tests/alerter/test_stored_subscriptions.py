@@ -84,3 +84,30 @@ async def test_deleting_stops_new_notifications_but_queued_ones_go_out(harness: 
     assert [r.status for r in receiver.requests_to("/desk")] == [503, 200]
     desk = await deliveries_db.list_deliveries(h.store, subscription="desk")
     assert len(desk) == 1 and desk[0].status == "delivered"
+
+
+async def test_a_changed_url_takes_queued_deliveries_past_the_old_urls_breaker(
+    harness: Build, receiver: Receiver
+) -> None:
+    # The old URL fails and opens its breaker for a minute. Once the URL is changed (as a PUT does), the queued
+    # retry goes to the new URL at once, with the same webhook-id: the breaker belonged to the old URL.
+    receiver.script("/old", [], then=Reply(500))
+    h = harness([], delivery={"retry_delays": [0.1] * 5, "breaker_threshold": 1, "breaker_cooldown": 60},
+                alerting={"subscriptions_reload": 0.05})
+    await stored(h.store, "desk", receiver.url("/old"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(AlerterService(h.settings, h.bus, h.store).run(stop))
+    try:
+        await h.publish(match())
+        await receiver.wait_for(1, "/old")
+        spec = SubscriptionSettings.model_validate(hook("desk", receiver.url("/new"), webhook={"secret": SECRET2}))
+        assert await subs_db.replace(h.store, spec, time.time())
+        await receiver.wait_for(1, "/new", within=10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    assert len(receiver.requests_to("/old")) == 1
+    ids = {r.headers["webhook-id"] for r in receiver.requests}
+    assert len(ids) == 1
+    [row] = await deliveries_db.list_deliveries(h.store, subscription="desk")
+    assert (row.status, row.endpoint) == ("delivered", receiver.url("/new"))

@@ -1,8 +1,10 @@
 """Delivery benchmark: deliveries/s from one process to a local receiver, and what a dead endpoint costs.
 
-    .venv/bin/python tests/perf/bench_delivery.py [--n 5000] [--concurrency 32]
+    .venv/bin/python tests/perf/bench_delivery.py [--n 5000] [--concurrency 32] [--postgres]
 
-The receiver runs in a child process (its own event loop), so the figure is the alerter's alone.
+The receiver runs in a child process (its own event loop), so the figure is the alerter's alone; CPU time is this
+process's (the worker and the store driver's thread). The store is SQLite, or with --postgres a throwaway local
+PostgreSQL cluster (tests/support/postgres.py; a fresh database per run).
 Rows are queued in the store the way the alert consumer queues them, then the delivery worker drains them:
 each delivery is a claimed row, a signed POST, and a recorded attempt (status, latency).
 """
@@ -11,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,7 +88,9 @@ async def _queue(store: Store, n: int, endpoints: list[tuple[str, str]]) -> None
             await db.add(store, conn, rows[k : k + 500])
 
 
-async def _run(n: int, concurrency: int, port: int, dead_share: int, limit: float) -> dict[str, float]:
+async def _run(
+    n: int, concurrency: int, port: int, dead_share: int, limit: float, store_url: str | None = None
+) -> dict[str, float]:
     live = [(f"live{i}", f"http://127.0.0.1:{port}/live{i}") for i in range(4)]
     endpoints = list(live)
     if dead_share:
@@ -99,12 +106,12 @@ async def _run(n: int, concurrency: int, port: int, dead_share: int, limit: floa
             subscriptions=subs,
             delivery={"concurrency": concurrency, "timeout": limit, "retry_delays": [3600]},
         )
-        store = await Store.open(f"sqlite:///{tmp}/bench.db")
+        store = await Store.open(store_url or f"sqlite:///{tmp}/bench.db")
         await _queue(store, n, endpoints)
         live_n = sum(1 for i in range(n) if endpoints[i % len(endpoints)][0] != "dead")
         worker = DeliveryWorker(settings, store)
         stop = asyncio.Event()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         task = asyncio.create_task(worker.run(stop))
         while True:
             await asyncio.sleep(0.05)
@@ -112,10 +119,11 @@ async def _run(n: int, concurrency: int, port: int, dead_share: int, limit: floa
             if done >= live_n:
                 break
         live_seconds = time.perf_counter() - t0
+        cpu = time.process_time() - c0  # this process only: the receiver is a child process
         stop.set()
         await task
         await store.close()
-    return {"live": live_n, "seconds": live_seconds, "rate": live_n / live_seconds}
+    return {"live": live_n, "seconds": live_seconds, "rate": live_n / live_seconds, "cpu_ms": 1000 * cpu / live_n}
 
 
 def main() -> None:
@@ -123,23 +131,46 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--timeout", type=float, default=2.0)
+    ap.add_argument("--postgres", action="store_true", help="a local PostgreSQL cluster instead of SQLite")
     args = ap.parse_args()
+    with contextlib.ExitStack() as stack:
+        urls = _postgres(stack) if args.postgres else iter([None, None])
+        _bench(args, urls)
+
+
+def _postgres(stack: contextlib.ExitStack) -> Iterator[str]:
+    from tests.support.postgres import LocalPostgres, _bindir
+
+    bindir = _bindir()
+    if bindir is None:
+        sys.exit("PostgreSQL server binaries not found (deploy/dev/setup installs them)")
+    root = Path(tempfile.mkdtemp(prefix="newsmon-pg-bench-"))
+    stack.callback(shutil.rmtree, root, True)
+    server = LocalPostgres(bindir, root)
+    server.init()
+    server.start()
+    stack.callback(server.stop, "immediate")
+    return (server.createdb(f"bench{i}") for i in range(2))
+
+
+def _bench(args: argparse.Namespace, urls: Iterator[str | None]) -> None:
     ctx = mp.get_context("spawn")
     port_q, stop_ev = ctx.Queue(), ctx.Event()
     proc = ctx.Process(target=_serve, args=(port_q, stop_ev), daemon=True)
     proc.start()
     port = port_q.get(timeout=20)
     try:
-        base = asyncio.run(_run(args.n, args.concurrency, port, 0, args.timeout))
+        base = asyncio.run(_run(args.n, args.concurrency, port, 0, args.timeout, next(urls)))
         print(
             f"healthy: {base['live']} deliveries to 4 live endpoints in {base['seconds']:.2f} s "
-            f"= {base['rate']:.0f} deliveries/s (concurrency {args.concurrency})"
+            f"= {base['rate']:.0f} deliveries/s, {base['cpu_ms']:.2f} CPU ms each (concurrency {args.concurrency})"
         )
-        dead = asyncio.run(_run(args.n, args.concurrency, port, 1, args.timeout))
+        dead = asyncio.run(_run(args.n, args.concurrency, port, 1, args.timeout, next(urls)))
         cost = 100 * (1 - dead["rate"] / base["rate"])
         print(
             f"with a hanging endpoint taking 1/5 of the traffic (timeout {args.timeout:g} s): "
-            f"{dead['live']} live deliveries in {dead['seconds']:.2f} s = {dead['rate']:.0f}/s "
+            f"{dead['live']} live deliveries in {dead['seconds']:.2f} s = {dead['rate']:.0f}/s, "
+            f"{dead['cpu_ms']:.2f} CPU ms each "
             f"({cost:.0f}% slower for the live endpoints)"
         )
     finally:

@@ -49,7 +49,7 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
     cfg.write_text(f'data_dir = "{tmp_path}"\n', encoding="utf-8")
     out = subprocess.run([sys.executable, "-m", "newsmon.cli", "db", "upgrade", "--config", str(cfg)],
                          capture_output=True, text=True, timeout=60, check=True).stdout
-    assert "revision: 0002" in out
+    assert "revision: 0003" in out
 
 
 async def test_migrations_build_exactly_the_tables_the_code_declares(store_url: str) -> None:

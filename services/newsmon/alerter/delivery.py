@@ -1,287 +1,205 @@
 """The delivery worker: sends due deliveries from the store, retries, dead-letters, and keeps endpoints apart.
 
-    claim due rows (lease) → attempt each (channel, timeout) → outcome (delivered | retry | dead) → write back
+    claim due rows (leased to this process) → attempt each (sender.py) → outcome (delivered | retry | dead)
+    → outcomes written back in batches, leases of rows in hand extended meanwhile (recorder.py)
 
 Retries follow `delivery.retry_delays` (attempt n+1 waits delays[n], ± jitter, at least Retry-After); after
 the last one the row is dead (a dead letter, replayable). 410 Gone disables the endpoint. A breaker per
 endpoint, plus a cap on each endpoint's attempts in flight, keeps a dead or hanging endpoint from slowing the
-rest.
-Because the queue is the store, retries survive restarts with the same notification id (`webhook-id`).
+rest (endpoints.py). Because the queue is the store, retries survive restarts with the same notification id
+(`webhook-id`); because a row names its holder, a process whose lease ran out cannot overwrite the outcome of
+the process that took the row over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import socket
 import time
+import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-import httpx
+from collections.abc import Coroutine, Iterable
+from typing import Any
 
 from newsmon import log, metrics
-from newsmon.alerter.channels import email as email_channel
-from newsmon.alerter.channels import webhook
-from newsmon.alerter.outage import Outage, retry_for
+from newsmon.alerter.endpoints import Endpoints, endpoint_of, next_attempt, webhook_urls
+from newsmon.alerter.outage import Outage
+from newsmon.alerter.recorder import Recorder
+from newsmon.alerter.sender import Sender
 from newsmon.bus.base import Bus
 from newsmon.errors import DeliveryError, NewsmonError
-from newsmon.events import DEAD_LETTER_TOPIC, Alert, DeadLetter
-from newsmon.settings import DeliverySettings, Settings, SubscriptionSettings
+from newsmon.settings import Settings, SubscriptionSettings
 from newsmon.store import Store
 from newsmon.store import deliveries as db
+from newsmon.store import delivery_leases as leases
+from newsmon.store.delivery_leases import Outcome
 
 _log = log.get(__name__)
-T = TypeVar("T")
 GAUGES_EVERY = 5.0  # seconds between retry-queue / dead-letter gauge refreshes
-MAX_RETRY_AFTER = 86400.0  # a Retry-After beyond a day is a receiver bug, not a plan
+BATCH_WAIT = 0.01  # seconds the worker waits, at most, for a batch of free slots before claiming again
 
 
-@dataclass
-class Breaker:
-    """Consecutive failures of one endpoint; open (skipped) until `open_until`, then one trial attempt."""
-
-    failures: int = 0
-    open_until: float = 0.0
-
-    def allows(self, now: float) -> bool:
-        return now >= self.open_until
-
-
-def next_attempt(
-    cfg: DeliverySettings, attempts: int, err: DeliveryError, now: float, rng: random.Random
-) -> float | None:
-    """When to try again after failed attempt number `attempts`; None when it goes to the dead letters."""
-    if not err.retriable or attempts > len(cfg.retry_delays):
-        return None
-    delay = cfg.retry_delays[attempts - 1] * (1 + rng.uniform(-cfg.jitter, cfg.jitter))
-    if err.retry_after is not None:
-        delay = max(delay, min(err.retry_after, MAX_RETRY_AFTER))
-    return now + delay
-
-
-@dataclass
-class _Flight:
-    per_endpoint: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+def owner_id() -> str:
+    """A lease owner id unique to this worker: host:pid:random."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class DeliveryWorker:
     """Sends due deliveries with bounded concurrency; `wake()` when new rows were added."""
 
     def __init__(self, settings: Settings, store: Store, bus: Bus | None = None) -> None:
-        self.settings, self.store, self.cfg = settings, store, settings.delivery
-        self.subs: dict[str, SubscriptionSettings] = {s.id: s for s in settings.subscriptions}
+        self.settings, self.store, self.cfg, self.bus = settings, store, settings.delivery, bus
+        self.owner = owner_id()
+        self.subs: dict[str, SubscriptionSettings] = {}
+        self.email_digests = False
         self.smtp_endpoint = f"smtp://{settings.smtp.host}:{settings.smtp.port}"
-        self.per_endpoint_cap = max(1, self.cfg.concurrency // 4)
-        self.email_digests = any(s.email is not None and "digest" in (s.mode, s.email.mode)
-                                 for s in settings.subscriptions)
         self.lease = self.cfg.timeout + 5.0  # an attempt ends within `timeout`; its outcome is written then
-        self.breakers: dict[str, Breaker] = defaultdict(Breaker)
-        self.disabled: dict[str, str] = {}
-        self.flight = _Flight()
-        self.results: asyncio.Queue[db.Outcome] = asyncio.Queue()
-        self.unrecorded: list[db.Outcome] = []  # taken off `results`, kept until the store has them
-        self.dead: list[tuple[db.Delivery, str]] = []
+        self.batch = max(1, self.cfg.concurrency // 4)  # free slots worth a claim while attempts are in flight
+        self.endpoints = Endpoints(self.cfg)
+        self.sender = Sender(settings, self.endpoints.lane_cap)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.recorder = Recorder(store, bus, self.owner, self.lease, self.endpoints)
+        self.repoint: dict[str, str] = {}  # subscription → new webhook URL, for its queued rows
+        self.retired: set[str] = set()  # endpoints no subscription points at any more
         self.rng = random.Random()
         self._wake = asyncio.Event()
-        self._clients: dict[str, asyncio.Future[httpx.AsyncClient]] = {}
-        self.bus = bus
+        self.use(settings.subscriptions)
+
+    def use(self, subs: Iterable[SubscriptionSettings]) -> None:
+        """Route with these subscription specs from now on. A changed webhook URL takes the subscription's queued
+        rows with it (written to the store by the run loop); an URL nothing points at any more is retired."""
+        before = webhook_urls(self.subs.values())
+        self.subs = {s.id: s for s in subs}
+        now = webhook_urls(self.subs.values())
+        for sub_id, url in now.items():
+            if sub_id in before and before[sub_id] != url:
+                self.repoint[sub_id] = url
+        self.retired |= set(before.values()) - set(now.values())
+        self.email_digests = any(s.email is not None and "digest" in (s.mode, s.email.mode)
+                                 for s in self.subs.values())
+        self.wake()
 
     async def open(self) -> None:
         """Load endpoint state (disabled endpoints) from the store."""
-        self.disabled = await db.disabled_endpoints(self.store)
+        self.endpoints.disabled.update(await db.disabled_endpoints(self.store))
+        self.repoint = webhook_urls(self.subs.values())  # a URL may have changed while no alerter ran
 
     def wake(self) -> None:
         self._wake.set()
 
     @property
     def busy(self) -> bool:
-        return bool(self.flight.tasks) or not self.results.empty() or bool(self.unrecorded)
+        return bool(self.tasks) or self.recorder.pending
+
+    def endpoint(self, row: db.Delivery) -> str:
+        """Where `row` goes now (see endpoints.py)."""
+        return endpoint_of(self.subs.get(row.subscription_id), row.channel, row.endpoint)
 
     async def close(self) -> None:
-        if self.flight.tasks:
-            await asyncio.wait(self.flight.tasks, timeout=self.cfg.timeout + 1)
-        await self._last_flush()
-        for made in self._clients.values():
-            if made.done() and made.exception() is None:
-                await made.result().aclose()
-
-    async def _client(self, endpoint: str) -> httpx.AsyncClient:
-        # One client per endpoint (endpoints stay apart) keeping up to `per_endpoint_cap` connections alive;
-        # created once, off the loop (loading TLS roots takes tens of ms), before any attempt's clock starts.
-        made = self._clients.get(endpoint)
-        if made is None:
-            http, limit, cap = self.settings.http, self.cfg.timeout, self.per_endpoint_cap
-            made = asyncio.ensure_future(asyncio.to_thread(webhook.create_client, http, limit, cap))
-            self._clients[endpoint] = made
-        try:
-            return await asyncio.shield(made)
-        except Exception:
-            self._clients.pop(endpoint, None)  # the next attempt tries again
-            raise
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=self.cfg.timeout + 1)
+        await self.recorder.last_flush()
+        self.sender.close()
 
     async def step(self) -> int:
         """Start attempts for due rows within capacity (waiting for a free slot); returns how many started."""
-        if len(self.flight.tasks) >= self.cfg.concurrency:
+        if len(self.tasks) >= self.cfg.concurrency:
             await self._wait_slot()
-        room = self.cfg.concurrency - len(self.flight.tasks)
+        room = self.cfg.concurrency - len(self.tasks)
         now = time.time()
-        skip = [e for e, b in self.breakers.items() if not b.allows(now)]
-        skip += [e for e, n in self.flight.per_endpoint.items() if n >= self.per_endpoint_cap]
-        rows = await db.claim(self.store, now, self.lease, room, skip)
+        rows = await leases.claim(self.store, self.owner, now, self.lease, room, self.endpoints.held(now))
         started = 0
         for row in rows:
-            if self.flight.per_endpoint[row.endpoint] >= self.per_endpoint_cap:
-                # over this endpoint's share: back in the queue, no attempt counted
-                back = db.Outcome(row.id, now, "deferred", 0.0, "pending", row.attempts, now)
-                self.results.put_nowait(back)
+            self.recorder.hold(row, now)
+            endpoint = self.endpoint(row)
+            if self.endpoints.lane_full(endpoint):  # over this endpoint's share: back in the queue, not counted
+                self.recorder.put(Outcome(row.id, now, "deferred", 0.0, "pending", row.attempts, now))
                 continue
-            self._start(row.endpoint, self._attempt([row]))
+            self._start(endpoint, self._attempt([row], endpoint))
             started += 1
-        groups: dict[str, list[db.Delivery]] = defaultdict(list)
-        digests = await db.claim_digests(self.store, now, self.lease) if self.email_digests else []
-        for row in digests:
-            groups[row.subscription_id].append(row)
-        for group in groups.values():
-            self._start(group[0].endpoint, self._attempt(group))
-            started += 1
+        if self.email_digests:
+            groups: dict[str, list[db.Delivery]] = defaultdict(list)
+            for row in await leases.claim_digests(self.store, self.owner, now, self.lease):
+                self.recorder.hold(row, now)
+                groups[row.subscription_id].append(row)
+            for group in groups.values():
+                self._start(self.endpoint(group[0]), self._attempt(group, self.endpoint(group[0])))
+                started += 1
         return started
 
     async def _wait_slot(self) -> None:
         self._wake.clear()
-        if len(self.flight.tasks) >= self.cfg.concurrency:
+        if len(self.tasks) >= self.cfg.concurrency:
             await self._wake.wait()
 
     def _start(self, endpoint: str, coro: Coroutine[Any, Any, None]) -> None:
-        self.flight.per_endpoint[endpoint] += 1
+        self.endpoints.enter(endpoint)
         task: asyncio.Task[None] = asyncio.create_task(coro)
-        self.flight.tasks.add(task)
+        self.tasks.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
-            self.flight.tasks.discard(t)
-            self.flight.per_endpoint[endpoint] -= 1
+            self.tasks.discard(t)
+            self.endpoints.leave(endpoint)
+            self._wake.set()
             if not t.cancelled() and t.exception() is not None:
                 _log.error("delivery.task_failed", endpoint=endpoint, error=repr(t.exception()))
-            self._wake.set()
 
         task.add_done_callback(done)
 
-    async def _attempt(self, rows: list[db.Delivery]) -> None:
+    async def _attempt(self, rows: list[db.Delivery], endpoint: str) -> None:
         first = rows[0]
         started, t0 = time.time(), time.monotonic()
         status: int | None = None
+        sub, disabled = self.subs.get(first.subscription_id), self.endpoints.disabled.get(endpoint)
         try:
-            status = await self._send(rows)
+            status = await self.sender.send(rows, sub, endpoint, disabled)
             err: DeliveryError | None = None
         except DeliveryError as exc:
             err = exc
         latency = time.monotonic() - t0
         metrics.DELIVERY_SECONDS.labels(first.channel).observe(latency)
-        for row in rows:
-            self._settle(row, err, status, started, latency)
-
-    async def _send(self, rows: list[db.Delivery]) -> int | None:
-        first = rows[0]
-        sub = self.subs.get(first.subscription_id)
-        if sub is None:
-            raise DeliveryError("subscription no longer configured", retriable=False)
-        if first.endpoint in self.disabled:
-            raise DeliveryError(f"endpoint disabled: {self.disabled[first.endpoint]}", retriable=False)
-        alerts = [Alert.model_validate_json(r.payload) for r in rows]
-        if first.channel == "webhook" and sub.webhook is not None:
-            client = await self._client(first.endpoint)
-            return await self._timed(webhook.send(client, sub.webhook, sub.id, alerts[0]))
-        if first.channel == "email" and sub.email is not None:
-            smtp = self.settings.smtp
-            await self._timed(email_channel.send(smtp, sub.email, alerts, first.digest, self.cfg.timeout))
-            return None
-        raise DeliveryError(f"subscription has no {first.channel} channel any more", retriable=False)
-
-    async def _timed(self, attempt: Awaitable[T]) -> T:
-        try:
-            async with asyncio.timeout(self.cfg.timeout):
-                return await attempt
-        except TimeoutError as exc:
-            raise DeliveryError(f"timeout after {self.cfg.timeout:g}s", retriable=True) from exc
-
-    def _settle(
-        self, row: db.Delivery, err: DeliveryError | None, status: int | None, now: float, latency: float
-    ) -> None:
-        attempts = row.attempts + 1
-        breaker = self.breakers[row.endpoint]
         if err is None:
-            breaker.failures, breaker.open_until = 0, 0.0
+            self.endpoints.succeeded(endpoint)
+        else:
+            self.endpoints.failed(endpoint, err, started)
+        for row in rows:
+            self._settle(row, endpoint, err, status, started, latency)
+
+    def _settle(self, row: db.Delivery, endpoint: str, err: DeliveryError | None, status: int | None,
+                now: float, latency: float) -> None:
+        attempts = row.attempts + 1
+        if err is None:
             metrics.DELIVERIES.labels(row.channel, "delivered").inc()
             if row.fetched_at is not None:
                 metrics.E2E_SECONDS.observe(max(0.0, now + latency - row.fetched_at))
-            out = db.Outcome(row.id, now, "delivered", latency, "delivered", attempts, now, status)
-        else:
-            breaker.failures += 1
-            if breaker.failures >= self.cfg.breaker_threshold:
-                breaker.open_until = now + self.cfg.breaker_cooldown
-            if err.status == 410:
-                self.disabled[row.endpoint] = "410 Gone"
-            when = next_attempt(self.cfg, attempts, err, now + latency, self.rng)  # counted from the answer
-            kind = "retry" if when is not None else "dead"
-            metrics.DELIVERIES.labels(row.channel, "retried" if when is not None else "failed").inc()
-            _log.warning(
-                "delivery.failed",
-                delivery_id=row.id,
-                endpoint=row.endpoint,
-                attempt=attempts,
-                error=str(err),
-                next=kind,
-            )
-            out = db.Outcome(
-                row.id,
-                now,
-                kind,
-                latency,
-                "pending" if when else "dead",
-                attempts,
-                when if when is not None else now,
-                err.status,
-                str(err),
-            )
-            if when is None:
-                self.dead.append((row, str(err)))
-        self.results.put_nowait(out)
-
-    async def flush(self) -> int:
-        """Write every finished attempt to the store (one transaction); returns how many.
-
-        On StoreError the outcomes stay in `unrecorded` for the next flush: a success is recorded late rather
-        than lost (a lost one would be sent again once its lease ran out)."""
-        while not self.results.empty():
-            self.unrecorded.append(self.results.get_nowait())
-        batch = list(self.unrecorded)
-        if batch:
-            await db.record(self.store, batch)
-            del self.unrecorded[: len(batch)]
-            recorded = {o.delivery_id for o in batch}
-            dead = [d for d in self.dead if d[0].id in recorded]
-            self.dead = [d for d in self.dead if d[0].id not in recorded]
-            for row, error in dead:
-                metrics.DELIVERIES.labels(row.channel, "dead_lettered").inc()
-                await self._publish_dead(row, error)
-        for endpoint, reason in list(self.disabled.items()):
-            if reason == "410 Gone":  # a failed write is tried again at the next flush
-                await db.disable_endpoint(self.store, endpoint, reason, time.time())
-                self.disabled[endpoint] = "410 Gone (recorded)"
-        return len(batch)
-
-    async def _publish_dead(self, row: db.Delivery, error: str) -> None:
-        if self.bus is None:
+            self.recorder.put(Outcome(row.id, now, "delivered", latency, "delivered", attempts, now, status))
             return
-        letter = DeadLetter(
-            topic="deliveries", key=row.id, value=row.payload, error=error, group="newsmon-delivery"
-        )
-        try:
-            await self.bus.publish(DEAD_LETTER_TOPIC, letter.to_bytes(), key=row.id.encode())
-        except NewsmonError as exc:  # the store row is the record; the topic is a convenience
-            _log.warning("delivery.dead_letter_publish_failed", delivery_id=row.id, error=str(exc))
+        when = next_attempt(self.cfg, attempts, err, now + latency, self.rng)  # counted from the answer
+        kind = "retry" if when is not None else "dead"
+        metrics.DELIVERIES.labels(row.channel, "retried" if when is not None else "failed").inc()
+        _log.warning("delivery.failed", delivery_id=row.id, endpoint=endpoint, attempt=attempts, error=str(err),
+                     next=kind)
+        out = Outcome(row.id, now, kind, latency, "pending" if when else "dead", attempts,
+                      when if when is not None else now, err.status, str(err))
+        self.recorder.put(out, dead=row if when is None else None)
+
+    async def _follow_subscriptions(self) -> None:
+        """Write changed webhook URLs to the queued rows; close what retired endpoints held."""
+        for sub_id, url in list(self.repoint.items()):
+            moved = await db.repoint(self.store, sub_id, "webhook", url, time.time())
+            if moved:
+                _log.info("delivery.endpoint_changed", subscription=sub_id, endpoint=url, rows=moved)
+            if self.repoint.get(sub_id) == url:
+                del self.repoint[sub_id]
+        for endpoint in list(self.retired):
+            if endpoint in webhook_urls(self.subs.values()).values():  # back in use
+                self.retired.discard(endpoint)
+            elif endpoint not in self.endpoints.lanes:
+                self.endpoints.retire(endpoint)
+                self.sender.retire(endpoint)
+                self.retired.discard(endpoint)
 
     async def refresh_gauges(self) -> None:
         """Set the retry-queue and dead-letter gauges from the store."""
@@ -301,9 +219,10 @@ class DeliveryWorker:
                         await self.open()
                         opened = True
                     self._wake.clear()
-                    await self.flush()  # before claiming: never claim a row whose outcome is still unrecorded
+                    await self.recorder.flush()  # the outcomes of the attempts that finished meanwhile, one batch
+                    await self._follow_subscriptions()
+                    await self.recorder.extend(time.time())
                     started = await self.step()
-                    await self.flush()
                     if time.monotonic() >= gauges_at:
                         gauges_at = time.monotonic() + GAUGES_EVERY
                         await self.refresh_gauges()
@@ -314,17 +233,25 @@ class DeliveryWorker:
                     continue
                 outage.ok()
                 if started:
-                    await asyncio.sleep(0.002)  # let a few attempts finish: claims and writes go in batches
+                    await self._gather(stop)
         finally:
             await self.close()
 
-    async def _last_flush(self) -> None:
-        # Retried for as long as a lease lasts: after that the rows are due again anyway (same webhook-id).
-        try:
-            await retry_for(self.flush, "delivery", self.lease)
-        except NewsmonError as exc:
-            _log.error("delivery.outcomes_unrecorded", count=len(self.unrecorded), error=str(exc))
-            raise
+    async def _gather(self, stop: asyncio.Event) -> None:
+        """Let attempts finish until a batch of slots is free, or BATCH_WAIT passed: then one claim and one write
+        serve a batch of deliveries (the store round trips, not the sends, were the cost per delivery)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BATCH_WAIT
+        while self.cfg.concurrency - len(self.tasks) < self.batch and not stop.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(left):
+                    await self._wake.wait()
+            except TimeoutError:
+                return
 
     async def pause(self, stop: asyncio.Event) -> None:
         """Sleep until woken (new rows, a finished attempt), the next row is due, or 0.5 s."""

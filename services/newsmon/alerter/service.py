@@ -46,9 +46,7 @@ class AlerterService:
 
     def _use_subscriptions(self) -> None:
         # The worker looks subscriptions up by id when it sends; it gets every spec this process has seen.
-        self.worker.subs = dict(self.directory.known)
-        self.worker.email_digests = any(s.email is not None and "digest" in (s.mode, s.email.mode)
-                                        for s in self.worker.subs.values())
+        self.worker.use(self.directory.known.values())
 
     def horizon(self) -> float:
         """How far ahead scheduled work still counts as work for `until_idle`."""
@@ -75,9 +73,11 @@ class AlerterService:
         tasks = [
             asyncio.create_task(c, name=n)
             for n, c in (
-                ("alerter.matches", consume(bus, matches, self._on_match, group=MATCH_GROUP, stop=inner)),
+                ("alerter.matches", consume(bus, matches, lambda m: self._on_matches([m]), group=MATCH_GROUP,
+                                            stop=inner, batch_handler=self._on_matches)),
                 ("alerter.timer", self._timer(inner)),
-                ("alerter.alerts", consume(bus, alerts, self._on_alert, group=ALERT_GROUP, stop=inner)),
+                ("alerter.alerts", consume(bus, alerts, lambda m: self._on_alerts([m]), group=ALERT_GROUP,
+                                           stop=inner, batch_handler=self._on_alerts)),
                 ("alerter.delivery", self.worker.run(inner)),
                 ("alerter.subscriptions", self.directory.run(inner, self._use_subscriptions)),
             )
@@ -99,13 +99,15 @@ class AlerterService:
                 _log.error("alerter.loop_failed", loop=task.get_name(), error=repr(res))
                 raise res
 
-    async def _on_match(self, msg: Message) -> None:
-        if await intake.take_matches(self.settings, self.store, [msg]):
+    # Each fetched batch is one store transaction (the *s handlers); message by message only to single out a
+    # message that fails (bus/loop.py).
+    async def _on_matches(self, msgs: Sequence[Message]) -> None:
+        if await intake.take_matches(self.settings, self.store, msgs):
             await intake.publish_outbox(self.store, self.bus)
         self._kick.set()
 
-    async def _on_alert(self, msg: Message) -> None:
-        if await intake.take_alerts(self.settings, self.directory.current, self.store, [msg]):
+    async def _on_alerts(self, msgs: Sequence[Message]) -> None:
+        if await intake.take_alerts(self.settings, self.directory.current, self.store, msgs):
             self.worker.wake()
 
     async def _timer(self, stop: asyncio.Event) -> None:

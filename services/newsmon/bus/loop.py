@@ -10,6 +10,12 @@ Outcomes are kept apart, each with one answer:
       handler raised, not retriable (or unknown)       → DeadLetter on DEAD_LETTER_TOPIC, log, count → done
     batch finished                                     → commit the done prefix (never an unfinished message)
 
+With a `batch_handler`, a fetched batch goes to it whole first (one store transaction for many messages):
+      returned                                         → the whole batch is done
+      raised, exc.retriable                            → back off, the same batch again
+      raised, not retriable (or retries exhausted)     → message by message through `handler`, as above, so
+                                                         only the message at fault is dead-lettered
+
 Ack policy: at least once. Offsets are committed after the handler returns (per batch), so a crash re-delivers
 at most one batch; handlers must be idempotent.
 """
@@ -31,6 +37,7 @@ from newsmon.events import DEAD_LETTER_TOPIC, DeadLetter
 _log = log.get(__name__)
 
 Handler = Callable[[Message], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
 LAG_EVERY = 5.0  # seconds between lag gauge updates while busy
 
 
@@ -59,8 +66,9 @@ class Backoff:
 async def consume(bus: Bus, consumer: Consumer, handler: Handler, *, group: str, stop: asyncio.Event,
                   until_idle: bool = False, max_records: int = 100, poll_timeout: float = 0.5,
                   retry_first: float = 0.2, retry_max: float = 30.0,
-                  max_retries: int | None = None) -> ConsumeResult:
-    """Feed each message of a started `consumer` to `handler` until `stop` is set (or idle, if asked)."""
+                  max_retries: int | None = None, batch_handler: BatchHandler | None = None) -> ConsumeResult:
+    """Feed each message of a started `consumer` to `handler` (or each batch to `batch_handler`) until `stop` is
+    set (or idle, if asked)."""
     handled = dead = 0
     transport = Backoff(retry_first, retry_max)
     next_lag = 0.0
@@ -78,7 +86,13 @@ async def consume(bus: Bus, consumer: Consumer, handler: Handler, *, group: str,
                 break
             continue
         done: list[Message] = []
-        for message in batch:
+        whole = None
+        if batch_handler is not None:
+            whole = await _handle_batch(batch_handler, batch, group=group, stop=stop,
+                                        backoff=Backoff(retry_first, retry_max), max_retries=max_retries)
+        if whole == "ok":
+            done, handled = list(batch), handled + len(batch)
+        for message in batch if whole == "split" or batch_handler is None else ():
             outcome = await _handle(bus, handler, message, group=group, stop=stop,
                                     backoff=Backoff(retry_first, retry_max), max_retries=max_retries)
             if outcome is None:  # stopped while retrying: not done, so not committed
@@ -115,6 +129,31 @@ async def _handle(bus: Bus, handler: Handler, message: Message, *, group: str, s
             metrics.BUS_ERRORS.labels(group, "retry").inc()
             _log.warning("bus.handler_retry", group=group, topic=message.topic, partition=message.partition,
                          offset=message.offset, attempt=attempt, delay=round(delay, 2), error=repr(exc))
+            if await _sleep(stop, delay):
+                return None
+
+
+async def _handle_batch(handler: BatchHandler, batch: Sequence[Message], *, group: str, stop: asyncio.Event,
+                        backoff: Backoff, max_retries: int | None) -> str | None:
+    """'ok', 'split' (handle message by message), or None when stopped before the batch was done."""
+    attempt = 0
+    while True:
+        try:
+            await handler(batch)
+            return "ok"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            attempt += 1
+            retriable = bool(getattr(exc, "retriable", False))
+            if not retriable or (max_retries is not None and attempt > max_retries):
+                metrics.BUS_ERRORS.labels(group, "batch_split").inc()
+                _log.warning("bus.batch_split", group=group, messages=len(batch), error=repr(exc))
+                return "split"
+            delay = backoff.next()
+            metrics.BUS_ERRORS.labels(group, "retry").inc()
+            _log.warning("bus.batch_retry", group=group, messages=len(batch), attempt=attempt,
+                         delay=round(delay, 2), error=repr(exc))
             if await _sleep(stop, delay):
                 return None
 

@@ -1,14 +1,17 @@
 """Tables and queries: deliveries (notification × subscription × channel), their attempts, endpoint state.
 
 A delivery row is the unit of work of the delivery worker: `status` is pending, delivered, dead or suppressed;
-`next_attempt_at` (unix seconds) says when it is due. Claiming a row pushes `next_attempt_at` forward by a
-lease, so a worker that dies mid-attempt leaves the row due again after the lease (same notification id, same
-`webhook-id`). Times are unix seconds (floats) so comparisons stay portable between SQLite and PostgreSQL.
+`next_attempt_at` (unix seconds) says when it is due. Claiming a row names its holder (`lease_owner`, one id per
+alerter process) and pushes `next_attempt_at` forward by a lease, so a worker that dies mid-attempt leaves the
+row due again after the lease (same notification id, same `webhook-id`). Claims, lease extensions and outcomes are in
+`delivery_leases`; this module has the tables, the rows as the worker and the CLI see them, and the admin
+queries (list, attempt log, replay, endpoint state, gauges).
+Times are unix seconds (floats) so comparisons stay portable between SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +26,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
-    bindparam,
     func,
     select,
     update,
@@ -58,6 +60,7 @@ deliveries = Table(
     Column("last_status", Integer),
     Column("last_error", Text),
     Column("payload", Text, nullable=False),
+    Column("lease_owner", String(120)),
     UniqueConstraint("notification_id", "subscription_id", "channel", name="uq_delivery"),
 )
 Index("ix_deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at)
@@ -107,21 +110,6 @@ class Delivery:
     payload: str
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The result of one attempt, to be written back (see `record`)."""
-
-    delivery_id: str
-    at: float
-    outcome: str  # delivered | retry | dead | deferred
-    latency: float
-    status: str  # the row's new status
-    attempts: int
-    next_attempt_at: float
-    http_status: int | None = None
-    error: str | None = None
-
-
 def insert_ignore(store: Store, table: Table) -> Insert:
     """INSERT that skips rows violating a unique constraint, for SQLite and PostgreSQL."""
     if store.is_sqlite:
@@ -129,7 +117,7 @@ def insert_ignore(store: Store, table: Table) -> Insert:
     return postgresql.insert(table).on_conflict_do_nothing()
 
 
-def _row(r: Any) -> Delivery:
+def to_delivery(r: Any) -> Delivery:
     return Delivery(**{k: r._mapping[k] for k in Delivery.__slots__})
 
 
@@ -152,98 +140,21 @@ async def add(store: Store, conn: AsyncConnection, rows: Sequence[dict[str, Any]
         await conn.execute(insert_ignore(store, deliveries), list(rows))
 
 
-def _columns() -> list[Any]:
+def columns() -> list[Any]:
     return [deliveries.c[k] for k in Delivery.__slots__]
-
-
-async def claim(
-    store: Store, now: float, lease: float, limit: int, skip_endpoints: Iterable[str] = ()
-) -> list[Delivery]:
-    """Take up to `limit` due rows (not email digests), leasing them until now + lease."""
-    cond = and_(
-        deliveries.c.status == "pending",
-        deliveries.c.next_attempt_at <= now,
-        ~and_(deliveries.c.digest, deliveries.c.channel == "email"),
-    )
-    skip = list(skip_endpoints)
-    if skip:
-        cond = and_(cond, deliveries.c.endpoint.not_in(skip))
-    return await _lease(store, cond, now + lease, limit)
-
-
-async def claim_digests(store: Store, now: float, lease: float, limit: int = 500) -> list[Delivery]:
-    """Take the email digest rows of subscriptions whose digest is due, with rows queued after the boundary
-    (a digest sends all it has); the worker groups them per subscription."""
-    digest = and_(deliveries.c.status == "pending", deliveries.c.digest, deliveries.c.channel == "email")
-    due = select(deliveries.c.subscription_id).where(and_(digest, deliveries.c.next_attempt_at <= now))
-    cond = and_(digest, deliveries.c.subscription_id.in_(due.scalar_subquery()))
-    return await _lease(store, cond, now + lease, limit)
-
-
-async def _lease(store: Store, cond: Any, until: float, limit: int) -> list[Delivery]:
-    sub = select(deliveries.c.id).where(cond).order_by(deliveries.c.next_attempt_at).limit(limit)
-    if not store.is_sqlite:
-        sub = sub.with_for_update(skip_locked=True)
-    stmt = (
-        update(deliveries)
-        .where(deliveries.c.id.in_(sub.scalar_subquery()))
-        .values(next_attempt_at=until)
-        .returning(*_columns())
-    )
-    try:
-        async with store.engine.begin() as conn:
-            return [_row(r) for r in await conn.execute(stmt)]
-    except SQLAlchemyError as exc:
-        raise StoreError(f"claim deliveries: {exc.__class__.__name__}: {exc}") from exc
-
-
-_RECORD = (
-    update(deliveries)
-    .where(deliveries.c.id == bindparam("b_id"))
-    .values(status=bindparam("b_status"), attempts=bindparam("b_attempts"), updated_at=bindparam("b_at"),
-            next_attempt_at=bindparam("b_next"), last_status=bindparam("b_http"),
-            last_error=bindparam("b_error"), delivered_at=bindparam("b_done"))
-)
-_DEFER = (
-    update(deliveries)
-    .where(deliveries.c.id == bindparam("b_id"))
-    .values(next_attempt_at=bindparam("b_next"))
-)
-
-
-async def record(store: Store, outcomes: Sequence[Outcome]) -> None:
-    """Write a batch of attempt outcomes: the rows' new state and the attempt log, in one transaction."""
-    done = [o for o in outcomes if o.outcome != "deferred"]
-    deferred = [{"b_id": o.delivery_id, "b_next": o.next_attempt_at}
-                for o in outcomes if o.outcome == "deferred"]
-    rows = [{"b_id": o.delivery_id, "b_status": o.status, "b_attempts": o.attempts, "b_at": o.at,
-             "b_next": o.next_attempt_at, "b_http": o.http_status, "b_error": o.error,
-             "b_done": o.at if o.status == "delivered" else None} for o in done]
-    logged = [{"delivery_id": o.delivery_id, "at": o.at, "outcome": o.outcome, "http_status": o.http_status,
-               "latency": o.latency, "error": o.error} for o in done]
-    try:
-        async with store.engine.begin() as conn:
-            if rows:
-                await conn.execute(_RECORD, rows)
-                await conn.execute(attempts.insert(), logged)
-            if deferred:
-                await conn.execute(_DEFER, deferred)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"record deliveries: {exc.__class__.__name__}: {exc}") from exc
-
 
 async def list_deliveries(
     store: Store, *, status: str | None = None, subscription: str | None = None, limit: int = 100
 ) -> list[Delivery]:
     """Most recent deliveries first, optionally filtered."""
-    stmt = select(*_columns()).order_by(deliveries.c.created_at.desc()).limit(limit)
+    stmt = select(*columns()).order_by(deliveries.c.created_at.desc()).limit(limit)
     if status:
         stmt = stmt.where(deliveries.c.status == status)
     if subscription:
         stmt = stmt.where(deliveries.c.subscription_id == subscription)
     try:
         async with store.engine.connect() as conn:
-            return [_row(r) for r in await conn.execute(stmt)]
+            return [to_delivery(r) for r in await conn.execute(stmt)]
     except SQLAlchemyError as exc:
         raise StoreError(f"list deliveries: {exc.__class__.__name__}: {exc}") from exc
 
@@ -283,7 +194,7 @@ async def replay(
             res = await conn.execute(
                 update(deliveries)
                 .where(cond)
-                .values(status="pending", attempts=0, next_attempt_at=now, updated_at=now)
+                .values(status="pending", attempts=0, next_attempt_at=now, updated_at=now, lease_owner=None)
             )
             if eps:
                 await conn.execute(
@@ -294,6 +205,22 @@ async def replay(
             return int(res.rowcount or 0)
     except SQLAlchemyError as exc:
         raise StoreError(f"replay deliveries: {exc.__class__.__name__}: {exc}") from exc
+
+
+async def repoint(store: Store, subscription: str, channel: str, endpoint: str, now: float) -> int:
+    """Point the queued and dead rows of a subscription's channel at its new endpoint (a URL changed through the
+    API), so breakers, lanes and claims all key on where they are sent now; how many rows moved."""
+    stmt = (
+        update(deliveries)
+        .where(deliveries.c.subscription_id == subscription, deliveries.c.channel == channel,
+               deliveries.c.status.in_(("pending", "dead")), deliveries.c.endpoint != endpoint)
+        .values(endpoint=endpoint, updated_at=now)
+    )
+    try:
+        async with store.engine.begin() as conn:
+            return int((await conn.execute(stmt)).rowcount or 0)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"repoint deliveries: {exc.__class__.__name__}: {exc}") from exc
 
 
 async def disable_endpoint(store: Store, endpoint: str, reason: str, now: float) -> None:

@@ -2,8 +2,8 @@
 
 `webhook-id` is the notification id (the same on every retry), `webhook-timestamp` the attempt's unix
 time, and `webhook-signature` one `v1,<base64 HMAC-SHA256("id.timestamp.body")>` per valid secret,
-space-separated, so a receiver that rotates secrets accepts either. Every outcome becomes a DeliveryError here
-(httpx stays inside).
+space-separated, so a receiver that rotates secrets accepts either. The POST goes through `poster` (a lean
+HTTP/1.1 client with net's address guard); every outcome becomes a DeliveryError here.
 """
 
 from __future__ import annotations
@@ -14,17 +14,11 @@ import hmac
 import json
 import time
 
-import httpx
-
 from newsmon import net
+from newsmon.alerter.channels.poster import Poster
 from newsmon.errors import DeliveryError, FetchTimeout, NewsmonError
 from newsmon.events import Alert, WebhookEnvelope
-from newsmon.settings import HttpSettings, WebhookSettings
-
-
-def create_client(http: HttpSettings, timeout: float, connections: int) -> httpx.AsyncClient:
-    """The guarded outbound client (private addresses refused unless allowed, no redirects, timeouts)."""
-    return net.create_client(http, timeout=timeout, max_connections=connections)
+from newsmon.settings import WebhookSettings
 
 
 def secret_key(secret: str) -> bytes:
@@ -94,7 +88,7 @@ def body(hook: WebhookSettings, subscription: str, alert: Alert) -> bytes:
     return env.model_dump_json().encode()
 
 
-async def send(client: httpx.AsyncClient, hook: WebhookSettings, subscription: str, alert: Alert) -> int:
+async def send(poster: Poster, hook: WebhookSettings, subscription: str, alert: Alert) -> int:
     """POST the alert; returns the 2xx status or raises DeliveryError (retriable unless 410 Gone)."""
     data = body(hook, subscription, alert)
     ts = int(time.time())
@@ -103,24 +97,18 @@ async def send(client: httpx.AsyncClient, hook: WebhookSettings, subscription: s
     if secrets:
         headers["webhook-signature"] = sign(secrets, alert.id, ts, data)
     try:
-        resp = await client.post(str(hook.url), content=data, headers=headers)
+        resp = await poster.post(data, headers)
     except FetchTimeout as exc:
         raise DeliveryError(f"timeout: {exc}", retriable=True) from exc
-    except NewsmonError as exc:  # the guarded client translated httpx's errors (and refusals) already
+    except NewsmonError as exc:  # the poster translated OS and TLS errors (and refusals) already
         raise DeliveryError(str(exc), retriable=exc.retriable) from exc
-    except httpx.HTTPError as exc:  # what the guarded client does not translate (e.g. a bad URL)
-        raise DeliveryError(f"{exc.__class__.__name__}: {exc}", retriable=True) from exc
-    if 200 <= resp.status_code < 300:
-        return resp.status_code
-    after = (
-        net.parse_retry_after(resp.headers.get("retry-after"))
-        if resp.status_code in (429, 503)
-        else None
-    )
+    if 200 <= resp.status < 300:
+        return resp.status
+    after = net.parse_retry_after(resp.headers.get("retry-after")) if resp.status in (429, 503) else None
     # Everything but 410 is retried: a receiver's 4xx is often a deploy in progress (as Svix does).
     raise DeliveryError(
-        f"HTTP {resp.status_code}",
-        retriable=resp.status_code != 410,
-        status=resp.status_code,
+        f"HTTP {resp.status}",
+        retriable=resp.status != 410,
+        status=resp.status,
         retry_after=after,
     )
