@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from newsmon.errors import ConfigError
+from newsmon.store.commands import with_store
 
 if TYPE_CHECKING:
     from newsmon.store import Store
@@ -82,18 +83,6 @@ async def replay_deliveries(store: Store, *, delivery: str | None = None, subscr
                                    since=since, everything=everything)
 
 
-async def _with_store(config: str | None, work: Any) -> Any:
-    from newsmon.settings import load_settings
-    from newsmon.store import Store
-
-    settings = load_settings(config)
-    store = await Store.open(settings.store.url)
-    try:
-        return await work(store)
-    finally:
-        await store.close()
-
-
 def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
@@ -105,7 +94,7 @@ def _list(args: argparse.Namespace) -> int:
         return await deliveries.list_deliveries(store, status=args.status, subscription=args.subscription,
                                                 limit=args.limit)
 
-    rows = asyncio.run(_with_store(args.config, work))
+    rows = asyncio.run(with_store(args.config, work))
     print(f"{'ID':<58} {'STATUS':<10} {'ATT':>3} {'NEXT/DONE':<19} LAST")
     for r in rows:
         stamp = r.delivered_at if r.status == "delivered" else r.next_attempt_at
@@ -121,7 +110,7 @@ def _replay(args: argparse.Namespace) -> int:
         return await replay_deliveries(store, delivery=args.id, subscription=args.subscription, since=since,
                                        everything=args.all)
 
-    count = asyncio.run(_with_store(args.config, work))
+    count = asyncio.run(with_store(args.config, work))
     print(f"replayed {count} dead deliver{'y' if count == 1 else 'ies'}")
     return 0
 
@@ -129,7 +118,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _silences_list(args: argparse.Namespace) -> int:
     from newsmon.store import alerts
 
-    rows = asyncio.run(_with_store(args.config, lambda store: alerts.active_silences(store, time.time())))
+    rows = asyncio.run(with_store(args.config, lambda store: alerts.active_silences(store, time.time())))
     print(f"{'ID':<22} {'EXPIRES':<19} {'BY':<12} {'MATCHING':<40} REASON")
     for s in rows:
         scope = " ".join(f"{k}={v}" for k in ("topic", "place", "text", "subscription") if (v := getattr(s, k)))
@@ -153,7 +142,7 @@ def _silences_add(args: argparse.Namespace) -> int:
                                      subscription=args.subscription)
     except ValueError as exc:
         raise ConfigError(f"silences add: {exc}") from None
-    saved = asyncio.run(_with_store(args.config, lambda store: alerts.add_silence(store, silence)))
+    saved = asyncio.run(with_store(args.config, lambda store: alerts.add_silence(store, silence)))
     print(saved.id)
     return 0
 
@@ -161,7 +150,7 @@ def _silences_add(args: argparse.Namespace) -> int:
 def _silences_expire(args: argparse.Namespace) -> int:
     from newsmon.store import alerts
 
-    if not asyncio.run(_with_store(args.config, lambda store: alerts.expire_silence(store, args.id, time.time()))):
+    if not asyncio.run(with_store(args.config, lambda store: alerts.expire_silence(store, args.id, time.time()))):
         raise ConfigError(f"silences expire: no active silence with id {args.id!r}")
     print(f"expired {args.id}")
     return 0
