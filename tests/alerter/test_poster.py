@@ -1,6 +1,6 @@
-"""The webhook poster against a raw loopback HTTP server: framing (Content-Length, chunked, 1xx), keep-alive and
-its limits (a receiver that closes an idle connection, `Connection: close`, a large body), and net's address
-guard on every new connection."""
+"""The webhook poster against a raw loopback HTTP server: framing (Content-Length, chunked, 1xx, HTTP/1.0),
+keep-alive and its limits (a receiver that closes an idle connection, `Connection: close`, a large body, an answer
+cut short), malformed answers, and net's address guard on every new connection."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ CHUNKED = (b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n"
 INTERIM = b"HTTP/1.1 100 Continue\r\n\r\n" + OK
 CLOSE = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 BIG = b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n" + b"x" * 1000
+BIG_CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"  # 320 KiB, never finished
+               + (b"10000\r\n" + b"x" * 0x10000 + b"\r\n") * 5)
+OLD_WITH_LENGTH = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"  # HTTP/1.0: no keep-alive, whatever follows
+OLD_TO_CLOSE = b"HTTP/1.0 201 Created\r\nContent-Type: text/plain\r\n\r\nbody up to the close"
+CUT_SHORT = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part"
 
 
 @dataclass
@@ -87,6 +92,13 @@ async def test_framings_on_one_kept_alive_connection(raw: RawServer) -> None:
     p.close()
 
 
+async def test_a_non_ascii_path_is_sent_percent_encoded(raw: RawServer) -> None:
+    p = poster(f"http://127.0.0.1:{raw.port}/تنبيه?q=%20x")
+    assert (await p.post(b"{}", {})).status == 200
+    assert raw.requests[0].startswith(b"POST /%D8%AA%D9%86%D8%A8%D9%8A%D9%87?q=%20x HTTP/1.1\r\n")
+    p.close()
+
+
 async def test_a_connection_the_receiver_closed_is_replaced_without_losing_the_request(raw: RawServer) -> None:
     raw.hang_up = {0}  # answers, then closes the kept-alive connection (as an idle timeout would)
     p = poster(raw.url())
@@ -120,6 +132,61 @@ async def test_connection_close_and_a_large_body_end_the_connection(raw: RawServ
     assert (await p.post(b"{}", {})).status == 200
     assert raw.connections == 3
     p.close()
+
+
+async def test_a_chunked_body_past_the_cap_is_not_waited_for_and_ends_the_connection(raw: RawServer) -> None:
+    raw.script = [BIG_CHUNKED, OK]
+    p = poster(raw.url())
+    async with asyncio.timeout(10):  # reading it to the end would wait for a terminating chunk that never comes
+        assert (await p.post(b"{}", {})).status == 200
+    assert (await p.post(b"{}", {})).status == 200
+    assert raw.connections == 2
+    p.close()
+
+
+async def test_http_1_0_answers_are_read_and_their_connections_not_kept(raw: RawServer) -> None:
+    raw.script = [OLD_WITH_LENGTH, OLD_TO_CLOSE, OK]
+    raw.hang_up = {1}  # the second body is delimited by the close
+    p = poster(raw.url())
+    assert [(await p.post(b"{}", {})).status for _ in range(3)] == [200, 201, 200]
+    assert raw.connections == 3
+    p.close()
+
+
+@pytest.mark.parametrize("answer", [
+    pytest.param(b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n", id="bad-status"),
+    pytest.param(b"SSH-2.0-OpenSSH_9.6\r\n\r\n", id="not-http"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 0\r\n\r\n", id="bad-header"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", id="two-lengths"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n", id="bad-chunk-size"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXX0\r\n\r\n", id="chunk-overrun"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 200_000, id="head-past-the-cap"),  # and never ending
+])
+async def test_a_malformed_answer_is_a_clear_error_and_costs_only_its_connection(raw: RawServer,
+                                                                                 answer: bytes) -> None:
+    raw.script = [answer, OK]
+    p = poster(raw.url())
+    with pytest.raises(FetchError, match="malformed response"):
+        await p.post(b"{}", {})
+    assert (await p.post(b"{}", {})).status == 200
+    assert raw.connections == 2
+    p.close()
+
+
+async def test_an_answer_cut_short_on_a_kept_alive_connection_is_not_sent_again(raw: RawServer) -> None:
+    raw.script = [OK, CUT_SHORT]
+    raw.hang_up = {1}
+    p = poster(raw.url())
+    assert (await p.post(b"{}", {})).status == 200
+    with pytest.raises(FetchError, match="closed the connection before answering in full"):
+        await p.post(b"{}", {})
+    assert len(raw.requests) == 2  # part of an answer came: the receiver had it, the worker's retry decides
+    p.close()
+
+
+def test_a_header_value_with_a_line_break_is_refused() -> None:
+    with pytest.raises(FetchError, match="cannot send"):
+        asyncio.run(poster("http://127.0.0.1:9/hook").post(b"{}", {"x-injected": "a\r\nHost: elsewhere"}))
 
 
 async def test_a_private_address_is_refused_unless_allowed(raw: RawServer) -> None:
