@@ -121,6 +121,39 @@ def test_scores_and_fields(engine: Engine) -> None:
     assert [p.id for p in c.places] == ["aleppo"] and c.places[0].lat is not None
 
 
+
+# Titles that use the forces' vocabulary for something that is not a military move, each next to a title of the
+# same kind that is one (the exclusion must not swallow it).
+NOT_A_MOVE = [
+    ("Syrian army recruitment drive draws thousands in Homs", "IS attack on army recruitment centre in Homs kills 5"),
+    ("حملة تجنيد للجيش السوري تستقطب الآلاف في حمص", "غارة إسرائيلية على معسكر تدريب للجيش السوري في حمص"),
+    ("Syrian army firefighting helicopters battle Latakia forest fires",
+     "Syrian army helicopters strike insurgents in Latakia forests"),
+    ("Syrian army seizes huge captagon haul in raid near Damascus",
+     "Jordan strikes drug smugglers' hideouts inside Syria"),
+    ("Syrian woman searches for son who vanished at army checkpoint in 2013",
+     "Gunmen kill two soldiers at army checkpoint in Daraa"),
+    ("Washington weighing full withdrawal of troops from Syria, report says",
+     "US troops withdraw from base in northeast Syria"),
+    ("Hezbollah commander killed in Israeli strike in south Lebanon was veteran of Syria war",
+     "Syrian army shells Hezbollah positions in Lebanon"),
+    ("Turkey threatens new offensive against SDF in Syria", "Turkish drones strike SDF positions in Syria"),
+    ("إسرائيل تحذر دمشق من نشر قوات في جنوب سوريا", "إسرائيل تحذر دمشق بعد غارات على مواقع عسكرية جنوب سوريا"),
+    ("Syrian army officer killed in family dispute in Homs", "Syrian army officer killed in ambush in Homs"),
+    ("مسيرة إسرائيلية تستهدف سيارة قرب الحدود السورية", "مسيرة إسرائيلية تستهدف سيارة في ريف القنيطرة"),
+    ("Hundreds of Syrians cross from Lebanon as Israeli strikes intensify",
+     "Hezbollah and Syrian forces clash on Lebanon border"),
+    ("Manbij market reopens as traders return", "Car bomb kills 20 in Manbij market"),
+]
+
+
+@pytest.mark.parametrize(("negative", "positive"), NOT_A_MOVE, ids=[f"pair{i}" for i in range(len(NOT_A_MOVE))])
+def test_military_words_without_a_military_move(engine: Engine, negative: str, positive: str) -> None:
+    topic = "syria-military-shifts"
+    assert topic not in {m.topic for m in engine.classify(negative, "").matches}
+    assert topic in {m.topic for m in engine.classify(positive, "").matches}
+
+
 _text = st.text(alphabet=st.characters(codec="utf-8"), max_size=80)
 
 

@@ -137,6 +137,8 @@ class Evaluation:
     # Positions per (leaf, scope), shared by every topic evaluated on this article (groups recur in topics).
     positions: dict[tuple[q.Term | q.Group, tuple[str, ...]], list[tuple[str, int, int, int]]] = field(
         default_factory=dict)
+    # Every term index hit in any field (filled on first use).
+    hit_all: set[int] | None = None
 
 
 class Query:
@@ -148,6 +150,21 @@ class Query:
         self.groups = groups
         # Terms of which at least one must hit for the query to hold (None: no such set, e.g. a pure NOT).
         self.required = self._required(node)
+        # Per NOT node, terms of which one must hit for its operand to hold: a title exclusion whose trigger
+        # words are nowhere in the article is settled without walking it (queries carry many of them).
+        self._not_required: dict[int, frozenset[int]] = {}
+        self._index_nots(node)
+
+    def _index_nots(self, node: q.Node) -> None:
+        if isinstance(node, q.Not):
+            req = self._required(node.child)
+            if req is not None:
+                self._not_required[id(node)] = req
+        if isinstance(node, q.Not | q.Field):
+            self._index_nots(node.child)
+        elif isinstance(node, q.And | q.Or | q.Near):
+            for child in node.children:
+                self._index_nots(child)
 
     def _required(self, node: q.Node) -> frozenset[int] | None:
         if isinstance(node, q.Group):
@@ -191,6 +208,12 @@ class Query:
         if isinstance(node, q.Field):
             return self._eval(node.child, (node.field,), ev, positive)
         if isinstance(node, q.Not):
+            req = self._not_required.get(id(node))
+            if req is not None:
+                if ev.hit_all is None:
+                    ev.hit_all = set().union(*(h.spans for h in ev.fields.values()))
+                if req.isdisjoint(ev.hit_all):
+                    return True
             return not self._eval(node.child, scope, ev, False)
         if isinstance(node, q.And):
             return all(self._eval(c, scope, ev, positive) for c in node.children)
