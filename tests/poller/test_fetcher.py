@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
+import shutil
+import ssl
+import subprocess
 import tracemalloc
 import zlib
+from pathlib import Path
 from typing import Any
 
 import brotli
 import pytest
 
 from newsmon import net
-from newsmon.errors import BlockedAddress, FetchTimeout, HTTPStatusError, TooLarge, TooManyRedirects
+from newsmon.errors import BlockedAddress, FetchError, FetchTimeout, HTTPStatusError, TooLarge, TooManyRedirects
 from newsmon.net import parse_retry_after
 from newsmon.poller.fetcher import fetch
 from newsmon.settings import HttpSettings
@@ -275,3 +280,71 @@ async def test_connections_are_bounded_by_the_client_limit() -> None:
     assert {r.outcome for r in results} == {"ok"}
     assert counting.requests == 30
     assert counting.connections <= 3
+
+
+async def test_a_cookie_the_server_sets_is_sent_back_by_the_same_client(feedserver: FeedServer) -> None:
+    feedserver.route("/rss", DOC, headers={"Set-Cookie": "session=abc123; Path=/"})
+    cfg = http()
+    async with net.create_client(cfg) as client:
+        await fetch(client, feedserver.url("/rss"), cfg)
+        await fetch(client, feedserver.url("/rss"), cfg)
+    assert "cookie" not in feedserver.requests[0].headers
+    assert feedserver.requests[1].headers["cookie"] == "session=abc123"
+
+
+async def test_a_server_closing_an_idle_connection_costs_no_failed_poll(feedserver: FeedServer) -> None:
+    feedserver.route("/rss", DOC, headers={"Connection": "close"})
+    cfg = http()
+    async with net.create_client(cfg) as client:
+        outcomes = [(await fetch(client, feedserver.url("/rss"), cfg)).outcome for _ in range(3)]
+    assert outcomes == ["ok", "ok", "ok"] and feedserver.count("/rss") == 3
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+async def test_https_feed_over_loopback_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = _self_signed(tmp_path)
+    big = rss([(f"g{i}", f"http://news.example/a/{i}", "Item " + "x" * 2000) for i in range(200)])  # ~400 kB
+    served: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while head := await reader.readuntil(b"\r\n\r\n"):
+            served.append(head)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big))
+            await writer.drain()
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = await asyncio.start_server(
+        lambda r, w: asyncio.ensure_future(_quietly(answer(r, w), w)), "127.0.0.1", 0, ssl=context
+    )
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this test's certificate only
+    cfg = http()
+    try:
+        async with net.create_client(cfg) as client:
+            first = await fetch(client, f"https://localhost:{port}/rss", cfg)
+            second = await fetch(client, f"https://localhost:{port}/rss", cfg)
+            with pytest.raises(FetchError, match="certificate"):  # it names localhost, not 127.0.0.1
+                await fetch(client, f"https://127.0.0.1:{port}/rss", cfg)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert (first.outcome, first.body, second.body) == ("ok", big, big)
+    assert len(served) == 2
+
+
+async def _quietly(work: Any, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+        await work
+    writer.close()

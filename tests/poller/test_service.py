@@ -11,7 +11,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from newsmon.errors import BusError
-from newsmon.poller.service import PollerService, configured_feeds, feed_id
+from newsmon.poller.feedlist import configured_feeds, feed_id
+from newsmon.poller.service import PollerService
 from newsmon.settings import Settings
 from newsmon.store import Store, leases
 from newsmon.store import feeds as feed_store

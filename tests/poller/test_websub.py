@@ -99,11 +99,19 @@ async def test_subscribe_verify_and_push(
                 callback, content=pushed, headers={"X-Hub-Signature": _sign(secret, pushed)}
             )
             assert good.status_code == 202 and len(bus.articles()) == 3
+            pushed_state = await feed_store.get_feed(store, "w")
+            assert pushed_state is not None and (pushed_state.items_per_day or 0) > 0  # the push's rate is kept
             forged = rss([*ITEMS, ("w4", "http://news.example/w/4", "Forged item")])
             bad = await hub_client.post(
                 callback, content=forged, headers={"X-Hub-Signature": _sign("guess", forged)}
             )
             assert bad.status_code == 202 and len(bus.articles()) == 3
+            rotated = [(f"r{i}", f"http://news.example/r/{i}", f"Rotated item {i}") for i in range(3)]
+            full = rss(rotated)  # a full document sharing nothing with what was seen: a possible gap
+            gap = await hub_client.post(callback, content=full, headers={"X-Hub-Signature": _sign(secret, full)})
+            after_gap = await feed_store.get_feed(store, "w")
+            assert gap.status_code == 202 and after_gap is not None and after_gap.gaps == 1
+            assert after_gap.last_gap_at is not None
         stop.set()
         await asyncio.wait_for(task, 10)
-    assert [a.title for a in bus.articles()] == [t for _, _, t in ITEMS]
+    assert [a.title for a in bus.articles()] == [t for _, _, t in ITEMS] + [f"Rotated item {i}" for i in range(3)]

@@ -58,8 +58,8 @@ async def _fetch(settings: Any, url: str) -> list[str]:
 
     from newsmon import net
     from newsmon.poller import parser, processor
+    from newsmon.poller.feedlist import feed_id
     from newsmon.poller.fetcher import fetch
-    from newsmon.poller.service import feed_id
     from newsmon.settings import FeedSettings
 
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
@@ -102,7 +102,7 @@ def feeds_command(args: argparse.Namespace) -> int:
 
 
 async def _feed_rows(settings: Any) -> list[dict[str, Any]]:
-    from newsmon.poller.service import configured_feeds
+    from newsmon.poller.feedlist import configured_feeds
     from newsmon.store import Store
     from newsmon.store import feeds as feed_store
 

@@ -8,6 +8,7 @@ expat) is several times faster than feedparser's Python SAX handlers.
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ _DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
 _ATOM_LINK = "{http://www.w3.org/2005/Atom}link"
 _MEDIA = "{http://search.yahoo.com/mrss/}"
 _ITUNES = "{http://www.itunes.com/dtds/podcast-1.0.dtd}"
+_MEDIA_CONTENT = _MEDIA + "content"
+_SINGLETONS = frozenset(("title", "link", "guid", "description", "pubDate", _CONTENT))
 _ITEM_TAGS = {
     "title",
     "link",
@@ -139,16 +142,39 @@ def _title(text: str | None) -> tuple[str, bool]:
     return value, bool(_MARKUP_IN_TEXT.search(value)) and _FeedParserMixin.looks_like_html(value)
 
 
+def _children(item: ET.Element) -> tuple[dict[str, ET.Element], list[ET.Element], list[ET.Element]] | None:
+    """One pass over an item: its singletons by tag, its creators, its enclosures; None when not simple."""
+    single: dict[str, ET.Element] = {}
+    creators: list[ET.Element] = []
+    enclosures: list[ET.Element] = []
+    for child in item:
+        tag = child.tag
+        if tag not in _ITEM_TAGS or (len(child) and tag != _MEDIA_CONTENT):
+            return None
+        if tag in _SINGLETONS:
+            if tag in single:
+                return None  # repeated singletons: feedparser keeps the last, we would have to guess
+            single[tag] = child
+        elif tag == _DC_CREATOR:
+            creators.append(child)
+        elif tag == "enclosure":
+            enclosures.append(child)
+    return single, creators, enclosures
+
+
+def _text_of(single: dict[str, ET.Element], tag: str) -> str | None:
+    element = single.get(tag)  # (as findtext: None when absent, "" when empty)
+    return None if element is None else element.text or ""
+
+
 def _entry(item: ET.Element) -> Entry | None:
-    if any(child.tag not in _ITEM_TAGS or (len(child) and child.tag != _MEDIA + "content") for child in item):
+    parts = _children(item)
+    if parts is None:
         return None
-    if sum(1 for c in item if c.tag in ("title", "link", "guid", "description", "pubDate", _CONTENT)) != len(
-        {c.tag for c in item if c.tag in ("title", "link", "guid", "description", "pubDate", _CONTENT)}
-    ):
-        return None  # repeated singletons: feedparser keeps the last, we would have to guess
-    title, title_is_html = _title(item.findtext("title"))
-    link = _plain(item.findtext("link"))
-    guid_el = item.find("guid")
+    single, creator_elements, enclosure_elements = parts
+    title, title_is_html = _title(_text_of(single, "title"))
+    link = _plain(_text_of(single, "link"))
+    guid_el = single.get("guid")
     guid = _plain(guid_el.text if guid_el is not None else None)
     if link is None or guid is None:
         return None
@@ -158,18 +184,17 @@ def _entry(item: ET.Element) -> Entry | None:
         link = guid
     if link and not link.startswith(_ABSOLUTE):
         return None  # relative: feedparser resolves it against bases we do not track
-    published = _date(item.findtext("pubDate"))
+    published = _date(_text_of(single, "pubDate"))
     if published is False:
         return None
-    summary = (item.findtext("description") or "").strip()
-    content = (item.findtext(_CONTENT) or "").strip()
-    creators = [c.text.strip() for c in item.iterfind(_DC_CREATOR) if c.text and c.text.strip()]
+    summary = (_text_of(single, "description") or "").strip()
+    content = (_text_of(single, _CONTENT) or "").strip()
+    creators = [c.text.strip() for c in creator_elements if c.text and c.text.strip()]
     if any("@" in c or "(" in c or "<" in c or "&" in c for c in creators):
         return None  # feedparser splits "name (email)" forms
     if _C1.search(title + summary + content):
         return None  # feedparser maps C1 controls to their cp1252 characters
-    enclosures = [e.get("url", "") for e in item.iterfind("enclosure")]
-    if any(not u.startswith(_ABSOLUTE) for u in enclosures):
+    if any(not e.get("url", "").startswith(_ABSOLUTE) for e in enclosure_elements):
         return None
     return Entry(
         guid=guid or None,
@@ -180,15 +205,20 @@ def _entry(item: ET.Element) -> Entry | None:
         content=content,
         authors=tuple(dict.fromkeys(creators)),
         published=published,
-        enclosures=tuple(_enclosures(item)),
+        enclosures=tuple(_enclosures(enclosure_elements)),
     )
 
 
 def _date(text: str | None) -> datetime | Literal[False] | None:
     if not text or not text.strip():
         return None
+    return _rfc822(text.strip())
+
+
+@functools.lru_cache(maxsize=4096)  # a feed's dates come back poll after poll; email.utils is slow
+def _rfc822(text: str) -> datetime | Literal[False]:
     try:
-        when = parsedate_to_datetime(text.strip())
+        when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return False
     if when.tzinfo is None or when.year < 1900:
@@ -196,9 +226,9 @@ def _date(text: str | None) -> datetime | Literal[False] | None:
     return when.astimezone(UTC)
 
 
-def _enclosures(item: ET.Element) -> list[Enclosure]:
+def _enclosures(elements: list[ET.Element]) -> list[Enclosure]:
     out = []
-    for enc in item.iterfind("enclosure"):
+    for enc in elements:
         if enc.get("url", "").startswith(_ABSOLUTE):
             length = (enc.get("length") or "").strip()
             out.append(

@@ -71,7 +71,7 @@ async def _follow(
     permanent = True
     for _ in range(http.max_redirects + 1):
         try:
-            async with client.stream("GET", url, headers=headers) as response:
+            async with net.stream_get(client, url, headers) as response:
                 kind = classify(response)
                 if kind == "redirect":
                     target = _location(response, url)

@@ -28,9 +28,11 @@ _TRACKING = re.compile(
 _DROP = re.compile(r"<(script|style|noscript|template|iframe)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
 _BREAK = re.compile(r"<\s*/?\s*(br|p|div|li|h[1-6]|tr|blockquote|section|article)\b[^>]*>", re.I)
 _TAG = re.compile(r"<[^>]*>")
-_SPACE = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
-_LINES = re.compile(r"\s*\n\s*")
+# Runs of spaces that are not already one plain space (replacing every single space cost more than the rest).
+_SPACE = re.compile(r"[ \t\r\f\v\u00a0\u200b]{2,}|[\t\r\f\v\u00a0\u200b]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Lower-case http(s) scheme and host, no port, user, query or fragment, nothing urlsplit would strip or change.
+_SIMPLE_URL = re.compile(r"https?://[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(/[^?#\s\x00-\x1f\x7f]*)?\Z")
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
 _LATIN = re.compile(r"[A-Za-z]")
 MAX_TEXT = 100_000
@@ -63,8 +65,12 @@ class Item:
 
 def canonical_url(url: str) -> str:
     """Lower-case scheme and host, no fragment, no default port, tracking parameters removed."""
+    url = url.strip()
+    simple = _SIMPLE_URL.match(url)
+    if simple:  # already canonical but for an empty path: what the general way below gives, several times faster
+        return url if simple.group(1) else url + "/"
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         port = parts.port
     except ValueError:
@@ -91,9 +97,10 @@ def clean_text(markup: str, is_html: bool = True) -> str:
         text = _DROP.sub(" ", text).replace("\r", " ").replace("\n", " ")
         text = _TAG.sub(" ", _BREAK.sub("\n", text))
         text = html.unescape(text)
-    text = _CONTROL.sub("", text)
-    text = _LINES.sub("\n", _SPACE.sub(" ", text)).strip()
-    return text[:MAX_TEXT]
+    text = _SPACE.sub(" ", _CONTROL.sub("", text))
+    if "\n" in text:  # each line trimmed, blank lines dropped: every whitespace run with a newline becomes one
+        text = "\n".join(line for line in (part.strip() for part in text.split("\n")) if line)
+    return text.strip()[:MAX_TEXT]
 
 
 def _digest(*parts: str) -> str:

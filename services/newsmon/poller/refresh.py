@@ -30,6 +30,7 @@ from newsmon.store.seen import SeenRow
 
 _log = log.get(__name__)
 _PARSE_IN_THREAD = 256 * 1024  # big documents are parsed off the event loop so other feeds keep moving
+_RETRY_INFRA = 30.0  # at most this many seconds before retrying a feed whose poll failed on our side (bus, store)
 
 
 @dataclass(slots=True)
@@ -111,7 +112,7 @@ async def publish_articles(ctx: Context, state: FeedState, feed: parser.Feed, no
     items = processor.resolve(drafts, known)
     gap = processor.is_gap(items, state.max_items > 0, state.max_items)
     fresh = [i for i in items if i.action != "same"]
-    for item in fresh:
+    for item in fresh:  # one at a time: the first refusal stops the rest (retried with the whole poll)
         await ctx.bus.publish(ARTICLES_TOPIC, item.article.to_bytes(), key=item.article.id.encode())
         metrics.ARTICLES.labels(item.action).inc()
     new = [_row(i) for i in fresh if i.action == "new"]
@@ -212,3 +213,24 @@ async def _failed(ctx: Context, state: FeedState, exc: NewsmonError) -> str:
         retry_in=round(state.next_poll - time.time(), 1),
     )
     return "error"
+
+
+def internal_error(ctx: Context, state: FeedState, exc: NewsmonError, streak: int) -> str:
+    """A poll that failed on our side (bus, store), `streak` in a row: retry the feed soon."""
+    # 1 s after a blip, doubling (across all feeds) up to 30 s while the bus or store stays down, so a broker
+    # restart delays articles by seconds, and a long outage does not hammer the publishers
+    delay = min(_RETRY_INFRA, 2.0 ** min(streak, 8))
+    state.next_poll = time.time() + schedule.jittered(delay, ctx.settings.poller, ctx.rng)
+    ctx.saver.save(state)  # also releases the lease
+    metrics.FEED_ERRORS.labels(exc.__class__.__name__).inc()
+    _log.error("feed.poll_internal_error", feed_id=state.id, error=f"{exc.__class__.__name__}: {exc}")
+    return "internal_error"
+
+
+def crashed(ctx: Context, state: FeedState, exc: Exception) -> str:
+    """A bug met on one feed's input: logged with its traceback, the feed backs off, the others go on."""
+    state.next_poll = time.time() + schedule.backoff(state.current_interval, 3, None, ctx.settings.poller)
+    ctx.saver.save(state)
+    metrics.FEED_ERRORS.labels("unexpected").inc()
+    _log.exception("feed.poll_crashed", feed_id=state.id, error=repr(exc))
+    return "bug"

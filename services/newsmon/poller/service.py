@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import random
 import time
 
-from newsmon import log, metrics, net
+from newsmon import log, net
 from newsmon.bus.base import Bus
 from newsmon.errors import NewsmonError
-from newsmon.poller import schedule
+from newsmon.poller.feedlist import configured_feeds
 from newsmon.poller.leaseholder import Leaseholder, owner_id
 from newsmon.poller.politeness import HostLimiter
-from newsmon.poller.refresh import Context, refresh
+from newsmon.poller.refresh import Context, crashed, internal_error, refresh
 from newsmon.poller.saver import StateSaver
-from newsmon.settings import FeedSettings, Settings
+from newsmon.settings import Settings
 from newsmon.store import Store
 from newsmon.store import feeds as feed_store
 from newsmon.store.feeds import FeedState
@@ -29,19 +28,6 @@ from newsmon.store.feeds import FeedState
 _log = log.get(__name__)
 _IDLE_TICK = 1.0  # longest sleep between looks at the agenda (reloads, leases to renew, stop)
 _BATCH_GAP = 0.5  # seconds between two claims, so feeds falling due one by one are claimed in batches
-_RETRY_INFRA = 30.0  # at most this many seconds before retrying a feed whose poll failed on our side (bus, store)
-
-
-def feed_id(feed: FeedSettings) -> str:
-    """The configured id, else a stable hash of the URL."""
-    return feed.id or "f_" + hashlib.sha256(str(feed.url).encode()).hexdigest()[:16]
-
-
-def configured_feeds(settings: Settings) -> list[FeedState]:
-    """The config's feeds as fresh states (the store keeps what it knows about them)."""
-    by_id = {feed_id(f): f for f in settings.feeds}
-    return [FeedState(id=fid, url=str(f.url), config_url=str(f.url), interval=f.interval,
-                      current_interval=f.interval, name=f.name, lang=f.lang) for fid, f in by_id.items()]
 
 
 class PollerService:
@@ -130,7 +116,10 @@ class PollerService:
         self._running.pop(task.get_name(), None)
         if not once:
             holder.agenda.set(state.id, state.next_poll)
-        if len(self._running) == limit // 2:
+        # A backlog and at most half the limit in flight: claim more now. (Not only at exactly half: polls that
+        # drained past the mark while a claim waited on the store left the loop idle for the batch gap.)
+        nxt = holder.agenda.next_at()
+        if len(self._running) <= limit // 2 and not self._refill and nxt is not None and nxt <= time.time():
             self._refill = True
             self._wake.set()
         elif not self._running:
@@ -142,21 +131,10 @@ class PollerService:
                 outcome = await refresh(ctx, state)
                 self._infra_streak = 0
             except NewsmonError as exc:  # our side failed (bus, store): not the feed's fault, retry soon
-                outcome = "internal_error"
-                # 1 s after a blip, doubling (across all feeds) up to 30 s while the bus or store stays down, so
-                # a broker restart delays articles by seconds, and a long outage does not hammer the publishers
-                delay = min(_RETRY_INFRA, 2.0 ** min(self._infra_streak, 8))
+                outcome = internal_error(ctx, state, exc, self._infra_streak)
                 self._infra_streak += 1
-                state.next_poll = time.time() + schedule.jittered(delay, self.settings.poller, ctx.rng)
-                ctx.saver.save(state)  # also releases the lease
-                metrics.FEED_ERRORS.labels(exc.__class__.__name__).inc()
-                _log.error("feed.poll_internal_error", feed_id=state.id, error=f"{exc.__class__.__name__}: {exc}")
             except Exception as exc:  # a bug on one feed's input must not stop the others; logged with traceback
-                outcome = "bug"
-                state.next_poll = time.time() + schedule.backoff(state.current_interval, 3, None, self.settings.poller)
-                ctx.saver.save(state)
-                metrics.FEED_ERRORS.labels("unexpected").inc()
-                _log.exception("feed.poll_crashed", feed_id=state.id, error=repr(exc))
+                outcome = crashed(ctx, state, exc)
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
 

@@ -175,6 +175,7 @@ class WebSub:
             _log.warning("websub.unreadable_push", feed_id=state.id, error=str(exc))
             return PlainTextResponse("ok", status_code=202)
         published = await publish_articles(self.ctx, state, feed, time.time())
+        await feed_store.save_statistics(self.ctx.store, state)  # the rate and gaps the push observed
         metrics.POLLS.labels("pushed").inc()
         _log.info("websub.pushed", feed_id=state.id, entries=len(feed.entries), published=published)
         return PlainTextResponse("ok", status_code=202)

@@ -114,7 +114,8 @@ _FIELDS = [f.name for f in fields(FeedState)]
 
 
 def row_state(row: Any) -> FeedState:
-    return FeedState(**{k: row._mapping[k] for k in _FIELDS})
+    m = row._mapping  # (a new view on every access: taken once)
+    return FeedState(**{k: m[k] for k in _FIELDS})
 
 
 @asynccontextmanager
@@ -147,31 +148,14 @@ async def sync_feeds(store: Store, configured: Sequence[FeedState], now: float) 
         async with writing(store) as conn:
             if not store.is_sqlite:  # pollers starting together on PostgreSQL: one sync at a time
                 await conn.execute(select(func.pg_advisory_xact_lock(_SYNC_LOCK)))
-            existing = {r.id: row_state(r) for r in await conn.execute(select(feeds))}
+            existing = {r.id: _Configured(*r) for r in await conn.execute(select(*_CONFIGURED))}
             new = [f for fid, f in wanted.items() if fid not in existing]
             for feed in new:
                 feed.next_poll, feed.origin = now, "config"
             if new:  # one statement, many parameter sets: 10,000 new feeds in well under a second
                 await conn.execute(feeds.insert(), [{k: getattr(f, k) for k in _FIELDS} for f in new])
-            for fid, feed in wanted.items():
-                old = existing.get(fid)
-                if old is None:
-                    continue
-                owned = {"name": feed.name, "lang": feed.lang, "interval": feed.interval, "origin": "config"}
-                changes: dict[str, Any] = {k: v for k, v in owned.items() if getattr(old, k) != v}
-                if old.config_url != feed.config_url:  # the operator changed the URL: start over on it
-                    changes.update(
-                        url=feed.url,
-                        config_url=feed.config_url,
-                        etag=None,
-                        last_modified=None,
-                        body_hash=None,
-                        next_poll=now,
-                    )
-                if old.interval != feed.interval:
-                    changes["current_interval"] = feed.interval
-                if changes:
-                    await conn.execute(update(feeds).where(feeds.c.id == fid).values(**changes))
+            changed = [_config_changes(old, wanted[fid], now) for fid, old in existing.items() if fid in wanted]
+            await _apply_changes(conn, [c for c in changed if len(c) > 1])
             gone = [fid for fid, old in existing.items() if fid not in wanted and old.origin == "config"]
             if gone:
                 await conn.execute(delete(feeds).where(feeds.c.id.in_(gone)))
@@ -179,6 +163,45 @@ async def sync_feeds(store: Store, configured: Sequence[FeedState], now: float) 
             return [row_state(r) for r in rows]
     except SQLAlchemyError as exc:
         raise fail("cannot sync feeds", exc) from exc
+
+
+_CONFIGURED = [feeds.c.id, feeds.c.name, feeds.c.lang, feeds.c.interval, feeds.c.origin, feeds.c.config_url]
+
+
+@dataclass(frozen=True, slots=True)
+class _Configured:
+    """What the config sync compares in an existing row."""
+
+    id: str
+    name: str
+    lang: str | None
+    interval: float
+    origin: str
+    config_url: str
+
+
+def _config_changes(old: _Configured, feed: FeedState, now: float) -> dict[str, Any]:
+    """What the config changes in an existing row: {"id": ..., column: value, ...} (only "id": nothing)."""
+    owned = {"name": feed.name, "lang": feed.lang, "interval": feed.interval, "origin": "config"}
+    changes: dict[str, Any] = {"id": old.id} | {k: v for k, v in owned.items() if getattr(old, k) != v}
+    if old.config_url != feed.config_url:  # the operator changed the URL: start over on it
+        changes.update(
+            url=feed.url, config_url=feed.config_url, etag=None, last_modified=None, body_hash=None, next_poll=now
+        )
+    if old.interval != feed.interval:
+        changes["current_interval"] = feed.interval
+    return changes
+
+
+async def _apply_changes(conn: AsyncConnection, changes: list[dict[str, Any]]) -> None:
+    """One UPDATE statement per set of changed columns, with many parameter sets (not one per feed)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes:
+        groups.setdefault(tuple(sorted(change)), []).append(change)
+    for columns, rows in groups.items():
+        values: dict[str, Any] = {k: bindparam("_" + k) for k in columns if k != "id"}
+        stmt = update(feeds).where(feeds.c.id == bindparam("_id")).values(values)
+        await conn.execute(stmt, [{"_" + k: v for k, v in row.items()} for row in rows])
 
 
 async def list_feeds(store: Store, *, include_inactive: bool = False) -> list[FeedState]:
@@ -289,6 +312,19 @@ async def save_feed(store: Store, state: FeedState) -> None:
             await conn.execute(update(feeds).where(feeds.c.id == state.id).values(**values))
     except SQLAlchemyError as exc:
         raise fail("cannot save feed state", exc) from exc
+
+
+_STATISTICS = ("items_per_day", "gaps", "last_gap_at", "current_interval")
+
+
+async def save_statistics(store: Store, state: FeedState) -> None:
+    """Persist only a feed's publishing-rate and gap statistics (a WebSub push: the poll state is a poller's)."""
+    values = {k: getattr(state, k) for k in _STATISTICS}
+    try:
+        async with writing(store) as conn:
+            await conn.execute(update(feeds).where(feeds.c.id == state.id).values(**values))
+    except SQLAlchemyError as exc:
+        raise fail("cannot save feed statistics", exc) from exc
 
 
 async def save_feeds(store: Store, states: Sequence[FeedState], owner: str | None = None) -> list[str]:

@@ -11,9 +11,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Float, Index, Integer, String, Table, and_, delete, func, or_, select, update
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql.elements import ColumnElement
 
 from newsmon.store.base import Store, metadata
 from newsmon.store.feeds import fail, writing
@@ -43,20 +56,39 @@ class SeenRow:
     revision: int
 
 
+# Statements built once (building and cache-keying a construct per poll cost more than running it).
+_LOAD = select(feed_items.c.id, feed_items.c.link_key, feed_items.c.content_hash, feed_items.c.revision).where(
+    feed_items.c.feed_id == bindparam("feed_id"),
+    or_(
+        feed_items.c.id.in_(bindparam("ids", expanding=True)),
+        feed_items.c.link_key.in_(bindparam("keys", expanding=True)),
+    ),
+)
+_EDIT = (
+    update(feed_items)
+    .where(feed_items.c.feed_id == bindparam("_feed_id"), feed_items.c.id == bindparam("_id"))
+    .values(
+        content_hash=bindparam("_content_hash"),
+        revision=bindparam("_revision"),
+        link_key=bindparam("_link_key"),
+        last_seen=bindparam("_now"),
+    )
+)
+_PRESENT = (
+    update(feed_items)
+    .where(feed_items.c.feed_id == bindparam("_feed_id"), feed_items.c.id.in_(bindparam("_ids", expanding=True)))
+    .values(last_seen=bindparam("_now"))
+)
+
+
 async def load_seen(
     store: Store, feed_id: str, ids: Iterable[str], link_keys: Iterable[str]
 ) -> list[SeenRow]:
     """The remembered rows among these ids or canonical-link keys."""
-    ids, keys = list(ids), [k for k in link_keys if k]
-    cond: ColumnElement[bool] = feed_items.c.id.in_(ids)
-    if keys:
-        cond = or_(cond, feed_items.c.link_key.in_(keys))
-    query = select(
-        feed_items.c.id, feed_items.c.link_key, feed_items.c.content_hash, feed_items.c.revision
-    ).where(and_(feed_items.c.feed_id == feed_id, cond))
+    params = {"feed_id": feed_id, "ids": list(ids), "keys": [k for k in link_keys if k]}
     try:
         async with store.engine.connect() as conn:
-            return [SeenRow(r.id, r.link_key, r.content_hash, r.revision) for r in await conn.execute(query)]
+            return [SeenRow(*r) for r in await conn.execute(_LOAD, params)]
     except SQLAlchemyError as exc:
         raise fail("cannot read seen articles", exc) from exc
 
@@ -89,20 +121,15 @@ async def remember(
                         for r in new
                     ],
                 )
-            for r in changed:
-                await conn.execute(
-                    update(feed_items)
-                    .where(and_(feed_items.c.feed_id == feed_id, feed_items.c.id == r.id))
-                    .values(
-                        content_hash=r.content_hash, revision=r.revision, link_key=r.link_key, last_seen=now
-                    )
-                )
+            if changed:
+                rows = [
+                    {"_feed_id": feed_id, "_id": r.id, "_content_hash": r.content_hash, "_revision": r.revision,
+                     "_link_key": r.link_key, "_now": now}
+                    for r in changed
+                ]
+                await conn.execute(_EDIT, rows)
             if present:
-                await conn.execute(
-                    update(feed_items)
-                    .where(and_(feed_items.c.feed_id == feed_id, feed_items.c.id.in_(list(present))))
-                    .values(last_seen=now)
-                )
+                await conn.execute(_PRESENT, {"_feed_id": feed_id, "_ids": list(present), "_now": now})
             return await _prune(conn, feed_id, cap) if cap is not None else 0
     except SQLAlchemyError as exc:
         raise fail("cannot record seen articles", exc) from exc
