@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from newsmon import metrics
-from newsmon.bus.base import Bus, Consumer, Message
+from newsmon.bus.base import Bus, Consumer, Message, Outgoing
 
 TICK = 1.0  # seconds between event-loop beats
 
@@ -183,6 +183,9 @@ class _WatchedBus:
     async def publish(self, topic: str, value: bytes, key: bytes | None = None,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
         await self._inner.publish(topic, value, key, headers)
+
+    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> None:
+        await self._inner.publish_many(topic, messages)
 
     def consumer(self, topics: Sequence[str], group: str) -> Consumer:
         return _WatchedConsumer(self._inner.consumer(topics, group), self._health, group)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from newsmon.health import Health
 
 SERVICE_NAMES = ("poller", "classifier", "alerter", "api")
+GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (CPython's default: 700)
 _log = log.get(__name__)
 
 
@@ -91,6 +93,7 @@ async def _connected(settings: Settings, names: Sequence[str], health: Health, s
         try:
             factories = _factories()
             services = {name: factories[name](settings, bus, store) for name in names}
+            tune_gc()
             health.ready()
             _log.info("newsmon.start", services=list(services), bus=settings.bus.kind, until_idle=until_idle)
             if until_idle:
@@ -101,6 +104,17 @@ async def _connected(settings: Settings, names: Sequence[str], health: Health, s
             await bus.stop()
     finally:
         await store.close()
+
+
+def tune_gc() -> None:
+    """Once start-up is done: what it built (modules, settings, compiled topic packs) lives as long as the process,
+    so it leaves the collector's sight (`gc.freeze`), and young collections run less often (tests/perf/
+    bench_poller.py: at CPython's defaults a changed 50-item poll spent ~0.8 ms in the collector, about one
+    ~1.6 ms pass every other poll; tuned, ~0.1 ms)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 async def _start(bus: Bus) -> Bus:

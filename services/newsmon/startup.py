@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from newsmon import log, metrics
-from newsmon.bus.base import Bus, Consumer, Message
+from newsmon.bus.base import Bus, Consumer, Message, Outgoing
 from newsmon.errors import NewsmonError
 from newsmon.health import Health
 
@@ -94,6 +94,9 @@ class PatientBus:
     async def publish(self, topic: str, value: bytes, key: bytes | None = None,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
         await self._inner.publish(topic, value, key, headers)
+
+    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> None:
+        await self._inner.publish_many(topic, messages)
 
     def consumer(self, topics: Sequence[str], group: str) -> Consumer:
         return _PatientConsumer(self._inner.consumer(topics, group), self, group)

@@ -29,7 +29,7 @@ async def drain(consumer: Consumer, n: int, within: float = 60.0) -> list[Messag
     return out
 
 
-async def publish_many(bus: object, topic: str, items: Sequence[tuple[bytes | None, bytes]]) -> None:
+async def publish_each(bus: object, topic: str, items: Sequence[tuple[bytes | None, bytes]]) -> None:
     for key, value in items:
         await bus.publish(topic, value, key=key)  # type: ignore[attr-defined]
 
@@ -52,7 +52,7 @@ async def test_publish_then_consume_round_trip(engine: Engine) -> None:
 async def test_messages_with_one_key_keep_their_order(engine: Engine) -> None:
     bus, topic = await engine.open(), engine.topic()
     items = [(f"key{i % 5}".encode(), f"{i % 5}:{i}".encode()) for i in range(60)]
-    await publish_many(bus, topic, items)
+    await publish_each(bus, topic, items)
     consumer = bus.consumer([topic], engine.group())
     await consumer.start()
     got = await drain(consumer, 60)
@@ -84,7 +84,7 @@ async def test_two_consumers_in_a_group_share_the_work(engine: Engine) -> None:
 
     loops = [asyncio.create_task(consume(bus, c, handler(n), group=group, stop=stop))
              for n, c in (("first", first), ("second", second))]
-    await publish_many(bus, topic, [(f"story-{i}".encode(), f"v{i}".encode()) for i in range(80)])
+    await publish_each(bus, topic, [(f"story-{i}".encode(), f"v{i}".encode()) for i in range(80)])
     await asyncio.wait_for(stop.wait(), 60)
     await asyncio.gather(*loops)
     await first.stop()
@@ -98,7 +98,7 @@ async def test_two_consumers_in_a_group_share_the_work(engine: Engine) -> None:
 
 async def test_a_member_joining_a_busy_group_gets_a_share(engine: Engine) -> None:
     bus, topic, group = await engine.open(), engine.topic(), engine.group()
-    await publish_many(bus, topic, [(f"story-{i}".encode(), f"v{i}".encode()) for i in range(200)])
+    await publish_each(bus, topic, [(f"story-{i}".encode(), f"v{i}".encode()) for i in range(200)])
     seen: dict[str, list[bytes]] = {"busy": [], "late": []}
     stop, started = asyncio.Event(), asyncio.Event()
 
@@ -129,7 +129,7 @@ async def test_a_member_joining_a_busy_group_gets_a_share(engine: Engine) -> Non
 
 async def test_messages_of_a_consumer_that_stops_before_committing_come_again(engine: Engine) -> None:
     bus, topic, group = await engine.open(), engine.topic(), engine.group()
-    await publish_many(bus, topic, [(f"k{i}".encode(), f"v{i}".encode()) for i in range(12)])
+    await publish_each(bus, topic, [(f"k{i}".encode(), f"v{i}".encode()) for i in range(12)])
     quitter = bus.consumer([topic], group)
     await quitter.start()
     taken = await drain(quitter, 12)
@@ -144,7 +144,7 @@ async def test_messages_of_a_consumer_that_stops_before_committing_come_again(en
 
 async def test_messages_of_a_killed_consumer_process_go_to_the_group(engine: Engine) -> None:
     bus, topic, group = await engine.open(), engine.topic(), engine.group()
-    await publish_many(bus, topic, [(f"k{i}".encode(), f"v{i}".encode()) for i in range(8)])
+    await publish_each(bus, topic, [(f"k{i}".encode(), f"v{i}".encode()) for i in range(8)])
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.bus.child", engine.name, engine.where, topic, group,
         str(engine.session_timeout), cwd=REPO, stdout=asyncio.subprocess.PIPE)
@@ -166,7 +166,7 @@ async def test_messages_of_a_killed_consumer_process_go_to_the_group(engine: Eng
 
 async def test_a_new_consumer_resumes_after_the_last_commit(engine: Engine) -> None:
     bus, topic, group = await engine.open(), engine.topic(), engine.group()
-    await publish_many(bus, topic, [(b"one-key", f"v{i}".encode()) for i in range(10)])
+    await publish_each(bus, topic, [(b"one-key", f"v{i}".encode()) for i in range(10)])
     first = bus.consumer([topic], group)
     await first.start()
     got = await drain(first, 10)
@@ -184,7 +184,7 @@ async def test_a_new_consumer_resumes_after_the_last_commit(engine: Engine) -> N
 
 async def test_consume_until_idle_handles_everything_and_returns(engine: Engine) -> None:
     bus, topic, group = await engine.open(), engine.topic(), engine.group()
-    await publish_many(bus, topic, [(f"k{i}".encode(), f"v{i}".encode()) for i in range(25)])
+    await publish_each(bus, topic, [(f"k{i}".encode(), f"v{i}".encode()) for i in range(25)])
     values: list[bytes] = []
 
     async def handle(m: Message) -> None:
@@ -202,7 +202,7 @@ async def test_consume_until_idle_handles_everything_and_returns(engine: Engine)
 
 async def test_stop_finishes_the_message_in_hand_commits_and_returns(engine: Engine) -> None:
     bus, topic, group = await engine.open(), engine.topic(), engine.group()
-    await publish_many(bus, topic, [(b"k", f"v{i}".encode()) for i in range(5)])
+    await publish_each(bus, topic, [(b"k", f"v{i}".encode()) for i in range(5)])
     stop, values = asyncio.Event(), []
 
     async def handle(m: Message) -> None:
@@ -223,7 +223,7 @@ async def test_stop_finishes_the_message_in_hand_commits_and_returns(engine: Eng
 
 async def test_a_non_retriable_handler_error_dead_letters_the_message(engine: Engine) -> None:
     bus, topic, group = await engine.open(), engine.topic(), engine.group()
-    await publish_many(bus, topic, [(b"k", b"good-1"), (b"k", b"broken"), (b"k", b"bug"), (b"k", b"good-2")])
+    await publish_each(bus, topic, [(b"k", b"good-1"), (b"k", b"broken"), (b"k", b"bug"), (b"k", b"good-2")])
     handled: list[bytes] = []
 
     async def handle(m: Message) -> None:
@@ -264,7 +264,7 @@ async def test_a_non_retriable_handler_error_dead_letters_the_message(engine: En
 
 async def test_a_retriable_handler_error_retries_the_message(engine: Engine) -> None:
     bus, topic, group = await engine.open(), engine.topic(), engine.group()
-    await publish_many(bus, topic, [(b"k", b"a"), (b"k", b"flaky"), (b"k", b"b")])
+    await publish_each(bus, topic, [(b"k", b"a"), (b"k", b"flaky"), (b"k", b"b")])
     calls: list[bytes] = []
 
     async def handle(m: Message) -> None:

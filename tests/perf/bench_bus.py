@@ -24,7 +24,7 @@ sys.path[:0] = [str(REPO), str(REPO / "services")]
 
 from tests.support.kafka import KAFKA_LOCAL, free_ports  # noqa: E402
 
-from newsmon.bus.base import Bus, Message  # noqa: E402
+from newsmon.bus.base import Bus, Message, Outgoing  # noqa: E402
 from newsmon.bus.kafka import KafkaBus  # noqa: E402
 from newsmon.bus.loop import consume  # noqa: E402
 from newsmon.bus.sqlite import SqliteBus  # noqa: E402
@@ -43,7 +43,7 @@ async def bench(name: str, bus: Bus, n: int) -> None:
     print(f"{name}:")
     await bus.start()
     run = uuid.uuid4().hex[:8]
-    seq, conc = f"bench.{run}.seq", f"bench.{run}.conc"
+    seq, conc, many = f"bench.{run}.seq", f"bench.{run}.conc", f"bench.{run}.many"
 
     async def sequential() -> None:
         for i in range(n):
@@ -53,6 +53,11 @@ async def bench(name: str, bus: Bus, n: int) -> None:
         for start in range(0, n, 200):
             await asyncio.gather(*(bus.publish(conc, VALUE, key=f"k{i % 50}".encode())
                                    for i in range(start, min(n, start + 200))))
+
+    async def batches() -> None:  # what the poller does with a first-seen 50-item feed
+        for start in range(0, n, 50):
+            await bus.publish_many(many, [Outgoing(VALUE, f"k{i % 50}".encode())
+                                          for i in range(start, min(n, start + 50))])
 
     async def read_commit() -> None:
         consumer = bus.consumer([seq], f"bench.{run}.raw")
@@ -77,6 +82,7 @@ async def bench(name: str, bus: Bus, n: int) -> None:
 
     await timed("publish, one at a time (await each)", n, sequential)
     await timed("publish, 200 concurrent", n, concurrent)
+    await timed("publish_many, batches of 50 (await each)", n, batches)
     await timed("consume: getmany(500) + commit", n, read_commit)
     await timed("consume: loop.consume, no-op handler", n, loop)
     await bus.stop()

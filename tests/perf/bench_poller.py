@@ -8,13 +8,15 @@ steady: 5 new of 50), CPU seconds per poll, the feed server's CPU per request (i
 it nears a core, the server and not the poller limits the wall rate), RSS with 10,000 feeds configured,
 and the CPU share of 10,000 feeds on a 5-minute cadence. Targets (issue #3, 2-core machine): >= 1,000
 conditional polls/s, >= 60 changed feeds/s, 10,000 feeds / 5 min at under half a core. The bus is the
-embedded SQLite log, in a temp dir.
+embedded SQLite log, in a temp dir. Each line also shows the time spent in the garbage collector per poll;
+`--gc default` measures with CPython's GC settings instead of the runtime's (runtime.tune_gc).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import os
 import random
@@ -33,6 +35,7 @@ from newsmon import log
 from newsmon.bus import open_bus
 from newsmon.poller.feedlist import configured_feeds
 from newsmon.poller.service import PollerService
+from newsmon.runtime import tune_gc
 from newsmon.settings import Settings, load_settings
 from newsmon.store import Store
 from newsmon.store import feeds as feed_store
@@ -105,11 +108,38 @@ def _server_cpu() -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class _GcClock:
+    """Collections and the wall time spent in them (gc.callbacks), since the last `take()`."""
+
+    def __init__(self) -> None:
+        self.count, self.seconds, self._began = [0, 0, 0], 0.0, 0.0
+        gc.callbacks.append(self._tick)
+
+    def _tick(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.count[info["generation"]] += 1
+            self.seconds += time.perf_counter() - self._began
+
+    def take(self) -> tuple[list[int], float]:
+        taken = (self.count, self.seconds)
+        self.count, self.seconds = [0, 0, 0], 0.0
+        return taken
+
+
+GC_CLOCK = _GcClock()
+
+
 async def _burst(settings: Settings, store: Store, bus: Any) -> tuple[float, float, dict[str, int]]:
     svc = PollerService(settings, bus, store)
+    GC_CLOCK.take()
     wall, cpu, server = time.perf_counter(), time.process_time(), _server_cpu()
     await svc.run(asyncio.Event(), until_idle=True)
     svc.outcomes["_server_cpu_ms"] = round((_server_cpu() - server) * 1000)
+    counts, seconds = GC_CLOCK.take()
+    svc.outcomes["_gc_us"] = round(seconds * 1e6)
+    svc.outcomes["_gc_runs"] = sum(counts)
     return time.perf_counter() - wall, time.process_time() - cpu, svc.outcomes
 
 
@@ -154,8 +184,10 @@ async def _phase(
 
 def _line(label: str, polls: int, wall: float, cpu: float, outcomes: dict[str, int]) -> None:
     server = outcomes.pop("_server_cpu_ms", 0) / polls  # the feed server shares the machine's cores
+    gc_ms, gc_runs = outcomes.pop("_gc_us", 0) / 1000 / polls, outcomes.pop("_gc_runs", 0) / polls
     print(f"{label:<44} {polls / wall:8.0f} polls/s   {cpu / polls * 1000:6.2f} ms CPU/poll   "
-          f"(server {server:4.2f} ms/req, {server * polls / 1000 / wall:4.2f} core)   {outcomes}")
+          f"(GC {gc_ms:4.2f} ms, {gc_runs:4.1f} runs; server {server:4.2f} ms/req, "
+          f"{server * polls / 1000 / wall:4.2f} core)   {outcomes}")
 
 
 async def _cadence(tmp: Path, base: str, feeds: int, seconds: float) -> None:
@@ -223,6 +255,8 @@ async def _http_only(base: str, n: int) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     log.setup("warning", "console")
+    if args.gc == "tuned":  # as `newsmon run` does once its services are built
+        tune_gc()
     ctx = multiprocessing.get_context("spawn")
     port, stop = ctx.Value("i", 0), ctx.Event()
     server = ctx.Process(target=_serve, args=(args.feeds, args.changed, port, stop), daemon=True)
@@ -283,6 +317,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--concurrency", type=int, default=64, help="poller.concurrency (one host: per-host too)"
     )
+    parser.add_argument("--gc", choices=["tuned", "default"], default="tuned",
+                        help="the runtime's GC tuning (runtime.tune_gc), or CPython's defaults")
     parser.add_argument("--http-only", type=int, default=0, help="only time N fetches (200 and 304)")
     parser.add_argument("--profile", choices=["notmod", "changed"], help="pyinstrument profile of one phase")
     arguments = parser.parse_args()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from newsmon.bus.base import Consumer
+from newsmon.bus.base import Consumer, Outgoing
 from newsmon.events import ARTICLES_TOPIC, Article
 from newsmon.poller.service import PollerService
 from newsmon.settings import Settings, load_settings
@@ -38,6 +38,9 @@ class MemoryBus:
         self, topic: str, value: bytes, key: bytes | None = None, headers: Sequence[tuple[str, bytes]] = ()
     ) -> None:
         self.messages.append((topic, key, value))
+
+    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> None:
+        self.messages.extend((topic, m.key, m.value) for m in messages)
 
     def consumer(self, topics: Sequence[str], group: str) -> Consumer:
         raise NotImplementedError

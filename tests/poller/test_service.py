@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from newsmon.bus.base import Outgoing
 from newsmon.errors import BusError
 from newsmon.poller.feedlist import configured_feeds, feed_id
 from newsmon.poller.service import PollerService
@@ -342,18 +343,25 @@ async def test_a_feed_leased_by_another_poller_is_left_to_it(
 
 
 class _BusDownFor(MemoryBus):
-    """The bus refuses the first `n` publishes, as during a broker restart."""
+    """The bus refuses the first `n` publishes (single or batch), as during a broker restart."""
 
     def __init__(self, n: int) -> None:
         super().__init__()
         self.refusals = n
 
-    async def publish(self, topic: str, value: bytes, key: bytes | None = None,
-                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
+    def _refuse(self) -> None:
         if self.refusals > 0:
             self.refusals -= 1
             raise BusError("kafka publish: broker unavailable (test)")
+
+    async def publish(self, topic: str, value: bytes, key: bytes | None = None,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        self._refuse()
         await super().publish(topic, value, key, headers)
+
+    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> None:
+        self._refuse()
+        await super().publish_many(topic, messages)
 
 
 async def test_a_bus_outage_delays_a_feed_by_seconds_not_its_interval(

@@ -3,6 +3,11 @@
 Delivery is at-least-once: a consumer commits a message's offset only after its work is done, so a consumer
 that dies before committing gets the message again (possibly on another member of its group). Messages with the
 same key go to the same partition and keep their order.
+
+Publishing is at-least-once too. `publish_many` sends a batch in one go (one transaction, or one round of
+acknowledgements) and either returns, every message durably accepted, or raises BusError: then the caller treats
+the *whole* batch as not published and sends it again later. Some of it may already be on the bus by then, so a
+retry can duplicate messages; consumers de-duplicate by the ids inside the messages (article, match, alert ids).
 """
 
 from __future__ import annotations
@@ -23,6 +28,15 @@ class Message:
     value: bytes
     timestamp_ms: int = 0
     headers: tuple[tuple[str, bytes], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to publish with `Bus.publish_many`."""
+
+    value: bytes
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class Consumer(Protocol):
@@ -55,6 +69,13 @@ class Bus(Protocol):
     async def publish(self, topic: str, value: bytes, key: bytes | None = None,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
         """Publish one message; returns once the engine has durably accepted it."""
+
+    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> None:
+        """Publish messages in the order given; returns once the engine has durably accepted all of them.
+
+        BusError when any one is refused (too large, engine unreachable): the whole batch counts as not
+        published, although some of it may have been written (see the module docstring).
+        """
 
     def consumer(self, topics: Sequence[str], group: str) -> Consumer:
         """A new (not started) consumer in `group` for `topics`."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from newsmon.bus.base import Bus, Consumer, Message
+from newsmon.bus.base import Bus, Consumer, Message, Outgoing
 
 
 class NamespacedConsumer:
@@ -46,6 +46,9 @@ class NamespacedBus:
     async def publish(self, topic: str, value: bytes, key: bytes | None = None,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
         await self._inner.publish(self._prefix + topic, value, key, headers)
+
+    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> None:
+        await self._inner.publish_many(self._prefix + topic, messages)
 
     def consumer(self, topics: Sequence[str], group: str) -> Consumer:
         inner = self._inner.consumer([self._prefix + t for t in topics], self._prefix + group)

@@ -5,6 +5,10 @@ retention deletes messages), `messages`, `offsets` (the next offset to read, per
 consumer-group tables `members` (leases renewed by heartbeats) and `owners` (who reads which partition; see
 sqlite_group.py). WAL mode lets readers and one writer work at once; a busy timeout makes writers queue.
 
+A message larger than `max_message_bytes` (key, value and headers; by default Kafka's own default limit) is
+refused, so what works here also fits on a Kafka broker. `publish_many` writes its batch in one transaction: all
+of it or none.
+
 synchronous=NORMAL: a committed publish survives a crash of any process; a power loss may drop the last few
 commits, the same trade a single-replica Kafka broker makes (it does not fsync each message either).
 """
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from newsmon import log, metrics
-from newsmon.bus.base import Consumer
+from newsmon.bus.base import Consumer, Outgoing
 from newsmon.errors import BusError
 
 _log = log.get(__name__)
@@ -34,6 +38,7 @@ Row = tuple[str, int, bytes | None, bytes, int, str | None]  # topic, partition,
 
 RETENTION_EVERY = 60.0  # seconds between retention sweeps of one publisher
 BUSY_TIMEOUT_MS = 15_000
+MAX_MESSAGE_BYTES = 1_048_576  # aiokafka's default max_request_size
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
@@ -164,14 +169,14 @@ class SqliteBus:
     """The embedded engine: topics with `partitions` partitions, messages kept for `retention` seconds."""
 
     def __init__(self, path: Path, *, partitions: int = 4, retention: float = 7 * 86400,
-                 session_timeout: float = 10.0) -> None:
+                 session_timeout: float = 10.0, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.path, self.partitions, self.retention = path, partitions, retention
-        self.session_timeout = session_timeout
+        self.session_timeout, self.max_message_bytes = session_timeout, max_message_bytes
         self._db = Db(path)
         self._topics: dict[str, int] = {}
         self._round_robin = 0
         self._next_sweep = 0.0
-        self._pending: list[tuple[Row, asyncio.Future[None]]] = []
+        self._pending: list[tuple[list[Row], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -193,17 +198,31 @@ class SqliteBus:
     async def publish(self, topic: str, value: bytes, key: bytes | None = None,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
         """Append one message; returns after the transaction has committed."""
+        await self.publish_many(topic, [Outgoing(value, key, tuple(headers))])
+
+    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> None:
+        """Append messages in order, in one transaction; returns after it has committed (BusError: none written)."""
+        if not messages:
+            return
+        for m in messages:
+            size = len(m.value) + len(m.key or b"") + sum(len(k) + len(v) for k, v in m.headers)
+            if size > self.max_message_bytes:
+                raise BusError(f"bus {self.path}: a message of {size} bytes to {topic} is over the limit of "
+                               f"{self.max_message_bytes} bytes; nothing of this batch was published")
         if topic not in self._topics:
             self._topics = await self._db.run(lambda c: ensure_topics(c, [topic], self.partitions))
         n = self._topics[topic]
-        if key is None:
-            self._round_robin += 1
-            partition = self._round_robin % n
-        else:
-            partition = partition_for(key, n)
+        now_ms = int(time.time() * 1000)
+        rows: list[Row] = []
+        for m in messages:
+            if m.key is None:
+                self._round_robin += 1
+                partition = self._round_robin % n
+            else:
+                partition = partition_for(m.key, n)
+            rows.append((topic, partition, m.key, m.value, now_ms, encode_headers(m.headers)))
         done = asyncio.get_running_loop().create_future()
-        row = (topic, partition, key, value, int(time.time() * 1000), encode_headers(headers))
-        self._pending.append((row, done))
+        self._pending.append((rows, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="bus-writer")
         await done
@@ -212,7 +231,7 @@ class SqliteBus:
         """Group commit: everything published while the last transaction ran goes into the next one."""
         while self._pending:
             batch, self._pending = self._pending, []
-            rows = [row for row, _ in batch]
+            rows = [row for group, _ in batch for row in group]
             try:
                 await self._db.run(functools.partial(_append, rows=rows))
             except BusError as exc:

@@ -1,8 +1,10 @@
 """Refresh one feed: fetch → (skip if unchanged) → parse → process → publish → remember → schedule.
 
-Reads top-down as the pipeline itself. Articles are published before they are remembered (at-least-once: a
-crash between the two re-publishes them; the classifier is idempotent), and the feed's validators and body
-hash are saved last, so a crash anywhere makes the next poll redo the work instead of skipping it.
+Reads top-down as the pipeline itself. A document's new and edited articles are published as one batch
+(`publish_many`) before they are remembered (at-least-once: a refused batch, or a crash between the two,
+re-publishes them all on the next poll, possibly duplicating some on the bus; the classifier is idempotent),
+and the feed's validators and body hash are saved last, so a crash anywhere makes the next poll redo the work
+instead of skipping it.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import asyncio
 import hashlib
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
 
 from newsmon import log, metrics
-from newsmon.bus.base import Bus
+from newsmon.bus.base import Bus, Outgoing
 from newsmon.errors import FetchError, HTTPStatusError, NewsmonError, ParseError
 from newsmon.events import ARTICLES_TOPIC
 from newsmon.poller import parser, processor, schedule
@@ -112,9 +115,12 @@ async def publish_articles(ctx: Context, state: FeedState, feed: parser.Feed, no
     items = processor.resolve(drafts, known)
     gap = processor.is_gap(items, state.max_items > 0, state.max_items)
     fresh = [i for i in items if i.action != "same"]
-    for item in fresh:  # one at a time: the first refusal stops the rest (retried with the whole poll)
-        await ctx.bus.publish(ARTICLES_TOPIC, item.article.to_bytes(), key=item.article.id.encode())
-        metrics.ARTICLES.labels(item.action).inc()
+    if fresh:  # one batch, in document order; a refusal means none counts as published (the poll is retried)
+        await ctx.bus.publish_many(
+            ARTICLES_TOPIC, [Outgoing(i.article.to_bytes(), i.article.id.encode()) for i in fresh]
+        )
+        for action, count in Counter(i.action for i in fresh).items():
+            metrics.ARTICLES.labels(action).inc(count)
     new = [_row(i) for i in fresh if i.action == "new"]
     edited = [_row(i) for i in fresh if i.action == "edit"]
     # Pruning counts rows; rows only grow by inserts, so every 10th inserting poll keeps the memory bounded.
