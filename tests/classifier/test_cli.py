@@ -73,6 +73,30 @@ def test_classify_keeps_order_and_lists_only_matches(tmp_path: Path) -> None:
     assert [m["topic"] for m in out[1]["matches"]] == [SYRIA]
 
 
+def test_title_without_a_place_is_placed_by_its_body(tmp_path: Path) -> None:
+    """A headline naming no place or actor is Syria's story when the body places it in Syria, and another
+    country's when the body places it there and names Syria only as a border or a past."""
+    lines = [
+        {"id": "syria", "title": "IS claims ambush that killed four soldiers",
+         "text": "The Islamic State group said its fighters attacked an army patrol in the desert east of "
+                 "Palmyra, killing four soldiers."},
+        {"id": "lebanon", "title": "Commander killed in drone strike",
+         "text": "A senior Hezbollah commander who had fought in Syria was killed in an Israeli drone strike in "
+                 "south Lebanon on Tuesday."},
+        {"id": "iraq", "title": "كمين يودي بحياة أربعة جنود",
+         "text": "هاجم مسلحون دورية للجيش العراقي في محافظة كركوك قرب الحدود مع سوريا."},
+        {"id": "absent", "title": "Iran says it has no military advisers left in Syria",
+         "text": "Iran's foreign ministry said there were no Iranian military advisers in Syria."},
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
+    proc = newsmon("classify", "--input", str(src))
+    assert proc.returncode == 0, proc.stderr
+    found = {o["id"]: [m["topic"] for m in o["matches"]] for o in map(json.loads, proc.stdout.splitlines())}
+    assert SYRIA in found["syria"]
+    assert SYRIA not in found["lebanon"] and SYRIA not in found["iraq"] and SYRIA not in found["absent"]
+
+
 def test_topics_option_adds_a_pack_and_bad_query_is_one_line(tmp_path: Path) -> None:
     pack = tmp_path / "mine.toml"
     pack.write_text('[[topics]]\nid = "football"\nthreshold = 0.1\nquery = "football OR كرة القدم"\n',
