@@ -127,3 +127,39 @@ async def test_on_the_sqlite_bus_a_refused_batch_leaves_nothing_and_comes_whole_
         await consumer.stop()
         await bus.stop()
     assert sorted(a.title for a in got) == sorted(TITLES)
+
+
+async def test_an_article_larger_than_a_bus_message_is_reported_and_the_others_go_out(
+    tmp_path: Path, feedserver: FeedServer, store: Store
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def too_large() -> float:
+        return REGISTRY.get_sample_value("newsmon_feed_errors_total", {"error": "article_too_large"}) or 0.0
+
+    # Text is capped well under the limit, a link is not: 1.1 MB of path makes the article too big for the bus.
+    huge = ("g9", "http://news.example/a/" + "x" * 1_100_000, "A link that never ends")
+    feedserver.route("/rss", rss([ITEMS[0], huge, ITEMS[2]]))
+    settings = setup_feed(tmp_path, feedserver)
+    bus = SqliteBus(tmp_path / "bus.db")  # the default limit, Kafka's
+    await bus.start()
+    consumer = bus.consumer([ARTICLES_TOPIC], "readers")
+    before = too_large()
+    try:
+        svc = await poll_once(settings, bus, store)  # type: ignore[arg-type]
+        assert svc.outcomes == {"changed": 1}, "one oversized article must not fail the feed's poll"
+        assert too_large() == before + 1
+        await consumer.start()
+        got: list[Article] = []
+        for _ in range(20):
+            got += [Article.model_validate_json(m.value) for m in await consumer.getmany(timeout=0.2)]
+            if len(got) >= 2:
+                break
+        assert sorted(a.title for a in got) == sorted([ITEMS[0][2], ITEMS[2][2]])
+        await make_due(store)
+        svc = await poll_once(settings, bus, store)  # type: ignore[arg-type]
+        assert too_large() == before + 1, "remembered: reported once, not at every poll"
+        assert await consumer.getmany(timeout=0.3) == []
+    finally:
+        await consumer.stop()
+        await bus.stop()

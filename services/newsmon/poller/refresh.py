@@ -32,6 +32,8 @@ from newsmon.store.feeds import FeedState
 from newsmon.store.seen import SeenRow
 
 _log = log.get(__name__)
+# Kafka's default message limit is 1 MiB (the embedded bus applies the same); leave room for key and headers.
+MAX_ARTICLE_BYTES = 1_000_000
 _PARSE_IN_THREAD = 256 * 1024  # big documents are parsed off the event loop so other feeds keep moving
 _RETRY_INFRA = 30.0  # at most this many seconds before retrying a feed whose poll failed on our side (bus, store)
 
@@ -115,11 +117,10 @@ async def publish_articles(ctx: Context, state: FeedState, feed: parser.Feed, no
     items = processor.resolve(drafts, known)
     gap = processor.is_gap(items, state.max_items > 0, state.max_items)
     fresh = [i for i in items if i.action != "same"]
-    if fresh:  # one batch, in document order; a refusal means none counts as published (the poll is retried)
-        await ctx.bus.publish_many(
-            ARTICLES_TOPIC, [Outgoing(i.article.to_bytes(), i.article.id.encode()) for i in fresh]
-        )
-        for action, count in Counter(i.action for i in fresh).items():
+    sendable = [(i, o) for i in fresh if (o := _outgoing(state, i)) is not None]
+    if sendable:  # one batch, in document order; a refusal means none counts as published (the poll is retried)
+        await ctx.bus.publish_many(ARTICLES_TOPIC, [o for _, o in sendable])
+        for action, count in Counter(i.action for i, _ in sendable).items():
             metrics.ARTICLES.labels(action).inc(count)
     new = [_row(i) for i in fresh if i.action == "new"]
     edited = [_row(i) for i in fresh if i.action == "edit"]
@@ -132,6 +133,18 @@ async def publish_articles(ctx: Context, state: FeedState, feed: parser.Feed, no
     if gap:
         _record_gap(ctx, state, len(items), now)
     return len(fresh)
+
+
+def _outgoing(state: FeedState, item: processor.Item) -> Outgoing | None:
+    """The bus message for an article; None (logged, counted) when it is larger than a bus message may be: such
+    an article would make every poll of its feed fail. It is still remembered, so it is reported once."""
+    value = item.article.to_bytes()
+    if len(value) <= MAX_ARTICLE_BYTES:
+        return Outgoing(value, item.article.id.encode())
+    metrics.FEED_ERRORS.labels("article_too_large").inc()
+    _log.error("article.too_large", feed_id=state.id, article_id=item.article.id, url=(item.article.url or "")[:200],
+               size=len(value), limit=MAX_ARTICLE_BYTES, detail="not published; the feed's other articles are")
+    return None
 
 
 def _row(item: processor.Item) -> SeenRow:
