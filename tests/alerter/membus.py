@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 
-from newsmon.bus.base import Consumer, Message
+from newsmon.bus.base import Consumer, Message, Outgoing
 
 
 class MemoryBus:
@@ -30,6 +30,10 @@ class MemoryBus:
         log = self.log[topic]
         log.append(Message(topic, 0, len(log), key, value, 0, tuple(headers)))
         self.changed.set()
+
+    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> None:
+        for m in messages:
+            await self.publish(topic, m.value, m.key, m.headers)
 
     def consumer(self, topics: Sequence[str], group: str) -> Consumer:
         return MemoryConsumer(self, list(topics), group)

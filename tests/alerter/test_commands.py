@@ -108,3 +108,29 @@ def test_silences_add_list_expire(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "no active silence" in capsys.readouterr().err
     assert main(["silences", "list", "--config", str(config)]) == 0
     assert sid not in capsys.readouterr().out
+
+
+async def _claim(db: Path, owner: str) -> None:
+    """Let an alerter named `owner` claim the queued delivery (as if its attempt were in flight)."""
+    import time
+
+    from newsmon.store import delivery_leases
+
+    store = await Store.open(f"sqlite:///{db}")
+    try:
+        [claimed] = await delivery_leases.claim(store, owner, time.time() + 1, lease=60, limit=10)
+        assert claimed.status == "pending"
+    finally:
+        await store.close()
+
+
+def test_list_shows_which_alerter_holds_a_delivery(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "state.db"
+    dead_id = asyncio.run(_dead_letter(tmp_path, db))
+    config = tmp_path / "newsmon.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[store]\nurl = "sqlite:///{db}"\n', encoding="utf-8")
+    assert main(["deliveries", "replay", "--config", str(config), "--all"]) == 0
+    asyncio.run(_claim(db, "alerter-7f3a"))
+    assert main(["deliveries", "list", "--config", str(config)]) == 0
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.startswith(dead_id)]
+    assert "pending" in line and "[held by alerter-7f3a]" in line

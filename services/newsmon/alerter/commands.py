@@ -99,6 +99,8 @@ def _list(args: argparse.Namespace) -> int:
     for r in rows:
         stamp = r.delivered_at if r.status == "delivered" else r.next_attempt_at
         last = r.last_error or (str(r.last_status) if r.last_status else "")
+        if r.lease_owner and r.status == "pending":
+            last = f"{last} [held by {r.lease_owner}]".strip()
         print(f"{r.id:<58} {r.status:<10} {r.attempts:>3} {_when(stamp):<19} {last}")
     return 0
 

@@ -108,6 +108,7 @@ class Delivery:
     last_status: int | None
     last_error: str | None
     payload: str
+    lease_owner: str | None = None  # the alerter process holding the row (an attempt in flight), if any
 
 
 def insert_ignore(store: Store, table: Table) -> Insert:
