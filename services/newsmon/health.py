@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from newsmon import metrics
-from newsmon.bus.base import Bus, Consumer, Message, Outgoing
+from newsmon.bus.base import Bus, BusWrapper, Consumer, ConsumerWrapper, Message
 
 TICK = 1.0  # seconds between event-loop beats
 
@@ -137,11 +137,12 @@ def _handler_errors(groups: set[str]) -> dict[str, float]:
     return counts
 
 
-class _WatchedConsumer:
+class _WatchedConsumer(ConsumerWrapper):
     """A consumer that tells Health when it has messages in hand and when it comes back for more."""
 
     def __init__(self, inner: Consumer, health: Health, group: str) -> None:
-        self._inner, self._health, self._group = inner, health, group
+        super().__init__(inner)
+        self._health, self._group = health, group
         self._loop: _Loop | None = None
 
     async def start(self) -> None:
@@ -161,34 +162,13 @@ class _WatchedConsumer:
             self._health._set(self._loop, busy=True)
         return batch
 
-    async def commit(self, messages: Sequence[Message]) -> None:
-        await self._inner.commit(messages)
 
-    async def lag(self) -> int:
-        return await self._inner.lag()
-
-
-class _WatchedBus:
+class _WatchedBus(BusWrapper):
     """The bus, unchanged, except that its consumers are watched."""
 
     def __init__(self, inner: Bus, health: Health) -> None:
-        self._inner, self._health = inner, health
-
-    async def start(self) -> None:
-        await self._inner.start()
-
-    async def stop(self) -> None:
-        await self._inner.stop()
-
-    async def publish(self, topic: str, value: bytes, key: bytes | None = None,
-                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
-        await self._inner.publish(topic, value, key, headers)
-
-    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> None:
-        await self._inner.publish_many(topic, messages)
+        super().__init__(inner)
+        self._health = health
 
     def consumer(self, topics: Sequence[str], group: str) -> Consumer:
         return _WatchedConsumer(self._inner.consumer(topics, group), self._health, group)
-
-    async def ping(self) -> bool:
-        return await self._inner.ping()

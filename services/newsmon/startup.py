@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from newsmon import log, metrics
-from newsmon.bus.base import Bus, Consumer, Message, Outgoing
+from newsmon.bus.base import Bus, BusWrapper, Consumer, ConsumerWrapper
 from newsmon.errors import NewsmonError
 from newsmon.health import Health
 
@@ -75,7 +75,7 @@ async def connect(what: str, attempt: Callable[[], Awaitable[T]], *, wait: float
         return None
 
 
-class PatientBus:
+class PatientBus(BusWrapper):
     """The bus, with consumer starts that wait for the broker like the bus's own start does.
 
     A broker that goes away between the bus's start and a service's consumer start (a broker restart while
@@ -83,47 +83,21 @@ class PatientBus:
     """
 
     def __init__(self, inner: Bus, *, wait: float, stop: asyncio.Event, health: Health) -> None:
-        self._inner, self._wait, self._stop, self._health = inner, wait, stop, health
-
-    async def start(self) -> None:
-        await self._inner.start()
-
-    async def stop(self) -> None:
-        await self._inner.stop()
-
-    async def publish(self, topic: str, value: bytes, key: bytes | None = None,
-                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
-        await self._inner.publish(topic, value, key, headers)
-
-    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> None:
-        await self._inner.publish_many(topic, messages)
+        super().__init__(inner)
+        self._wait, self._stop, self._health = wait, stop, health
 
     def consumer(self, topics: Sequence[str], group: str) -> Consumer:
         return _PatientConsumer(self._inner.consumer(topics, group), self, group)
 
-    async def ping(self) -> bool:
-        return await self._inner.ping()
 
-
-class _PatientConsumer:
+class _PatientConsumer(ConsumerWrapper):
     """A consumer whose start waits (see PatientBus); when stopped while waiting it stays unstarted."""
 
     def __init__(self, inner: Consumer, bus: PatientBus, group: str) -> None:
-        self._inner, self._bus, self._group = inner, bus, group
+        super().__init__(inner)
+        self._bus, self._group = bus, group
 
     async def start(self) -> None:
         b = self._bus
         await connect("bus", self._inner.start, wait=b._wait, stop=b._stop, health=b._health,
                       detail=f"group {self._group}")
-
-    async def stop(self) -> None:
-        await self._inner.stop()
-
-    async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:
-        return await self._inner.getmany(timeout, max_records)
-
-    async def commit(self, messages: Sequence[Message]) -> None:
-        await self._inner.commit(messages)
-
-    async def lag(self) -> int:
-        return await self._inner.lag()

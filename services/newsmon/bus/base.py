@@ -82,3 +82,51 @@ class Bus(Protocol):
 
     async def ping(self) -> bool:
         """True when the engine is reachable (readiness)."""
+
+
+class ConsumerWrapper:
+    """A consumer that passes every call on to `inner`; a wrapper overrides only what it changes."""
+
+    def __init__(self, inner: Consumer) -> None:
+        self._inner = inner
+
+    async def start(self) -> None:
+        await self._inner.start()
+
+    async def stop(self) -> None:
+        await self._inner.stop()
+
+    async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:
+        return await self._inner.getmany(timeout, max_records)
+
+    async def commit(self, messages: Sequence[Message]) -> None:
+        await self._inner.commit(messages)
+
+    async def lag(self) -> int:
+        return await self._inner.lag()
+
+
+class BusWrapper:
+    """A bus that passes every call on to `inner`; a wrapper overrides only what it changes."""
+
+    def __init__(self, inner: Bus) -> None:
+        self._inner = inner
+
+    async def start(self) -> None:
+        await self._inner.start()
+
+    async def stop(self) -> None:
+        await self._inner.stop()
+
+    async def publish(self, topic: str, value: bytes, key: bytes | None = None,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        await self._inner.publish(topic, value, key, headers)
+
+    async def publish_many(self, topic: str, messages: Sequence[Outgoing]) -> None:
+        await self._inner.publish_many(topic, messages)
+
+    def consumer(self, topics: Sequence[str], group: str) -> Consumer:
+        return self._inner.consumer(topics, group)
+
+    async def ping(self) -> bool:
+        return await self._inner.ping()

@@ -110,52 +110,62 @@ async def consume(bus: Bus, consumer: Consumer, handler: Handler, *, group: str,
     return ConsumeResult(handled, dead)
 
 
-async def _handle(bus: Bus, handler: Handler, message: Message, *, group: str, stop: asyncio.Event,
-                  backoff: Backoff, max_retries: int | None) -> str | None:
-    """'ok', 'dead' (dead-lettered), or None when stopped before the message was done."""
+class _Stopped:
+    """`_until_done`'s answer when `stop` was set while it waited to retry."""
+
+
+_STOPPED = _Stopped()
+
+
+async def _until_done(call: Callable[[], Awaitable[None]], *, group: str, stop: asyncio.Event, backoff: Backoff,
+                      max_retries: int | None, event: str, **where: object) -> Exception | _Stopped | None:
+    """Run `call` until it succeeds (None), retrying retriable errors with `backoff` (each logged as `event` with
+    `where`, and counted); the error when it is not retriable or the retries are used up; _STOPPED when `stop`
+    was set while waiting."""
     attempt = 0
     while True:
         try:
-            await handler(message)
-            return "ok"
+            await call()
+            return None
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             attempt += 1
             retriable = bool(getattr(exc, "retriable", False))
             if not retriable or (max_retries is not None and attempt > max_retries):
-                return "dead" if await _dead_letter(bus, message, exc, group, stop) else None
+                return exc
             delay = backoff.next()
             metrics.BUS_ERRORS.labels(group, "retry").inc()
-            _log.warning("bus.handler_retry", group=group, topic=message.topic, partition=message.partition,
-                         offset=message.offset, attempt=attempt, delay=round(delay, 2), error=repr(exc))
+            _log.warning(event, group=group, **where, attempt=attempt, delay=round(delay, 2), error=repr(exc))
             if await _sleep(stop, delay):
-                return None
+                return _STOPPED
+
+
+async def _handle(bus: Bus, handler: Handler, message: Message, *, group: str, stop: asyncio.Event,
+                  backoff: Backoff, max_retries: int | None) -> str | None:
+    """'ok', 'dead' (dead-lettered), or None when stopped before the message was done."""
+    result = await _until_done(lambda: handler(message), group=group, stop=stop, backoff=backoff,
+                               max_retries=max_retries, event="bus.handler_retry", topic=message.topic,
+                               partition=message.partition, offset=message.offset)
+    if result is None:
+        return "ok"
+    if isinstance(result, _Stopped):
+        return None
+    return "dead" if await _dead_letter(bus, message, result, group, stop) else None
 
 
 async def _handle_batch(handler: BatchHandler, batch: Sequence[Message], *, group: str, stop: asyncio.Event,
                         backoff: Backoff, max_retries: int | None) -> str | None:
     """'ok', 'split' (handle message by message), or None when stopped before the batch was done."""
-    attempt = 0
-    while True:
-        try:
-            await handler(batch)
-            return "ok"
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            attempt += 1
-            retriable = bool(getattr(exc, "retriable", False))
-            if not retriable or (max_retries is not None and attempt > max_retries):
-                metrics.BUS_ERRORS.labels(group, "batch_split").inc()
-                _log.warning("bus.batch_split", group=group, messages=len(batch), error=repr(exc))
-                return "split"
-            delay = backoff.next()
-            metrics.BUS_ERRORS.labels(group, "retry").inc()
-            _log.warning("bus.batch_retry", group=group, messages=len(batch), attempt=attempt,
-                         delay=round(delay, 2), error=repr(exc))
-            if await _sleep(stop, delay):
-                return None
+    result = await _until_done(lambda: handler(batch), group=group, stop=stop, backoff=backoff,
+                               max_retries=max_retries, event="bus.batch_retry", messages=len(batch))
+    if result is None:
+        return "ok"
+    if isinstance(result, _Stopped):
+        return None
+    metrics.BUS_ERRORS.labels(group, "batch_split").inc()
+    _log.warning("bus.batch_split", group=group, messages=len(batch), error=repr(result))
+    return "split"
 
 
 async def _dead_letter(bus: Bus, message: Message, exc: Exception, group: str, stop: asyncio.Event) -> bool:

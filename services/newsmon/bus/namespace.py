@@ -5,20 +5,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from newsmon.bus.base import Bus, Consumer, Message, Outgoing
+from newsmon.bus.base import Bus, BusWrapper, Consumer, ConsumerWrapper, Message, Outgoing
 
 
-class NamespacedConsumer:
+class NamespacedConsumer(ConsumerWrapper):
     """A consumer whose messages show the un-prefixed topic names."""
 
     def __init__(self, inner: Consumer, prefix: str) -> None:
-        self._inner, self._prefix = inner, prefix
-
-    async def start(self) -> None:
-        await self._inner.start()
-
-    async def stop(self) -> None:
-        await self._inner.stop()
+        super().__init__(inner)
+        self._prefix = prefix
 
     async def getmany(self, timeout: float = 1.0, max_records: int = 100) -> list[Message]:
         messages = await self._inner.getmany(timeout, max_records)
@@ -27,21 +22,13 @@ class NamespacedConsumer:
     async def commit(self, messages: Sequence[Message]) -> None:
         await self._inner.commit([dataclasses.replace(m, topic=self._prefix + m.topic) for m in messages])
 
-    async def lag(self) -> int:
-        return await self._inner.lag()
 
-
-class NamespacedBus:
+class NamespacedBus(BusWrapper):
     """Prefixes every topic and consumer group with `prefix`."""
 
     def __init__(self, inner: Bus, prefix: str) -> None:
-        self._inner, self._prefix = inner, prefix
-
-    async def start(self) -> None:
-        await self._inner.start()
-
-    async def stop(self) -> None:
-        await self._inner.stop()
+        super().__init__(inner)
+        self._prefix = prefix
 
     async def publish(self, topic: str, value: bytes, key: bytes | None = None,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
@@ -53,6 +40,3 @@ class NamespacedBus:
     def consumer(self, topics: Sequence[str], group: str) -> Consumer:
         inner = self._inner.consumer([self._prefix + t for t in topics], self._prefix + group)
         return NamespacedConsumer(inner, self._prefix)
-
-    async def ping(self) -> bool:
-        return await self._inner.ping()
