@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from standardwebhooks import Webhook
@@ -84,7 +85,7 @@ async def test_score_rise_is_an_update(harness: Build, receiver: Receiver) -> No
     ],
 )
 async def test_silence_suppresses_and_is_recorded(
-    harness: Build, receiver: Receiver, silence: dict[str, str]
+    harness: Build, receiver: Receiver, silence: dict[str, Any]
 ) -> None:
     h = harness([hook("ops", receiver.url())])
     await alerts_db.add_silence(

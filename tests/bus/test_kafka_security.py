@@ -14,7 +14,7 @@ import pytest
 from newsmon.bus import open_bus
 from newsmon.errors import BusError
 from newsmon.settings import BusSettings
-from tests.support.kafka import KAFKA_LOCAL, _env, free_ports
+from tests.support.kafka import KAFKA_LOCAL, broker_env, free_ports
 
 pytestmark = pytest.mark.kafka
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +38,8 @@ def sasl_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("kafka-sasl")
     extra = home / "sasl.properties"
     extra.write_text(_SASL, encoding="utf-8")
-    env = _env(*free_ports(2), home / "data") | {"KAFKA_EXTRA_PROPERTIES": str(extra)}
+    port, controller_port = free_ports(2)
+    env = broker_env(port, controller_port, home / "data") | {"KAFKA_EXTRA_PROPERTIES": str(extra)}
     proc = subprocess.run([str(KAFKA_LOCAL), "start"], env=env, capture_output=True, text=True, timeout=600,
                           check=False)
     if proc.returncode != 0:
@@ -51,7 +52,7 @@ def sasl_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _settings(bootstrap: str, password: str) -> BusSettings:
     return BusSettings(url=f"kafka://{bootstrap}", namespace="sasltest", security_protocol="SASL_PLAINTEXT",
-                       sasl_username="newsmon", sasl_password=password)  # type: ignore[arg-type]
+                       sasl_username="newsmon", sasl_password=password)
 
 
 async def test_publish_and_consume_with_sasl_credentials(sasl_bootstrap: str) -> None:

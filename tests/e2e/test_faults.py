@@ -158,7 +158,8 @@ async def test_no_alert_lost_none_doubled_under_faults(
     failed_attempts = sum(1 for rs in ledger.attempts.values() for r in rs if not 200 <= (r.status or 0) < 300)
     alerter_down = sorted([t for t, name in kills if name.startswith("alerter")]
                           + [t for t, name, _ in crashes if name.startswith("alerter")])
-    explained, unexplained = [], []
+    explained: list[str] = []
+    unexplained: list[str] = []
     for wid, oks in successes.items():
         for first, again in itertools.pairwise(oks):
             (explained if any(first.at <= t <= again.at for t in alerter_down) else unexplained).append(wid)

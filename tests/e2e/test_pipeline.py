@@ -104,7 +104,7 @@ async def newsmon(*args: str, wait: bool = True) -> asyncio.subprocess.Process:
 def bus_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'bus.db'}"
-    return "kafka://" + request.getfixturevalue("kafka_bootstrap")
+    return "kafka://" + str(request.getfixturevalue("kafka_bootstrap"))
 
 
 async def test_one_signed_alert_for_the_syria_story_and_nothing_else(

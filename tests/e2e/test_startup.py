@@ -26,7 +26,7 @@ import pytest
 from newsmon.bus import open_bus
 from newsmon.events import ARTICLES_TOPIC, MATCHES_TOPIC, Article, Match
 from newsmon.settings import BusSettings
-from tests.support.kafka import KAFKA_LOCAL, _env, free_ports
+from tests.support.kafka import KAFKA_LOCAL, broker_env, free_ports
 from tests.support.postgres import LocalPostgres, _bindir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -193,7 +193,7 @@ def test_a_classifier_started_before_kafka_waits_for_it_then_works(tmp_path: Pat
     if shutil.which("java") is None:
         pytest.skip("no java on PATH: cannot start deploy/kafka/kafka-local")
     port, controller_port, metrics_port = free_ports(3)
-    env = _env(port, controller_port, tmp_path / "kafka")
+    env = broker_env(port, controller_port, tmp_path / "kafka")
     config = write_config(tmp_path, 'startup_wait = "3m"', "[bus]", f'url = "kafka://127.0.0.1:{port}"',
                           'namespace = "startup"', "[metrics]", f'listen = "127.0.0.1:{metrics_port}"')
     worker = Worker("classifier", config, metrics_port)

@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,9 @@ def quality(weights: list[float]) -> None:
             topic = engine.packs.topics[TOPIC]
             margins = [engine.semantic.margins(r.get("title") or "", r.get("text") or "", [topic])[TOPIC]
                        for r in rows]
-    subsets = {"all": lambda r: True, "h4-h8": lambda r: r["id"].startswith(LATE),
-               "h10": lambda r: r["id"].startswith(NEWEST)}
+    subsets: dict[str, Callable[[dict[str, Any]], bool]] = {
+        "all": lambda r: True, "h4-h8": lambda r: r["id"].startswith(LATE),
+        "h10": lambda r: r["id"].startswith(NEWEST)}
     print(f"{TOPIC}: {len(rows)} items; P / R / F1 (tp/fp/fn omitted)")
     print(f"{'subset':7} {'lang':4} {'method':26} {'P':>6} {'R':>6} {'F1':>6}")
     for sname, keep in subsets.items():

@@ -38,7 +38,7 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _env(port: int, controller_port: int, data_dir: Path) -> dict[str, str]:
+def broker_env(port: int, controller_port: int, data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
     env.update(KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(controller_port), KAFKA_DATA_DIR=str(data_dir))
     if _LOCAL_HOME:
@@ -86,7 +86,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     if shutil.which("java") is None:
         pytest.skip("no java on PATH: cannot start deploy/kafka/kafka-local (or set KAFKA_BOOTSTRAP_SERVERS)")
     port, controller_port = free_ports(2)
-    env = _env(port, controller_port, tmp_path_factory.mktemp("kafka"))
+    env = broker_env(port, controller_port, tmp_path_factory.mktemp("kafka"))
     proc = subprocess.run([str(KAFKA_LOCAL), "start"], env=env, capture_output=True, text=True, timeout=600,
                           check=False)
     if proc.returncode != 0:
