@@ -55,7 +55,7 @@ async def queue(store: Store, rows: list[dict[str, object]]) -> None:
 
 def outcome(delivery_id: str, kind: str, at: float) -> Outcome:
     status = {"delivered": "delivered", "retry": "pending", "dead": "dead"}[kind]
-    return Outcome(delivery_id, at, kind, 0.01, status, 1, at + 60 if kind == "retry" else at, 200)
+    return Outcome(delivery_id, at, kind, 0.01, status, at + 60 if kind == "retry" else at, 200)
 
 
 async def test_a_stale_holders_late_failure_does_not_undo_the_new_holders_success(any_store: Store) -> None:
@@ -81,8 +81,18 @@ async def test_a_stale_holders_late_success_stands_and_the_new_holders_outcome_i
     assert await leases.record(any_store, "A", [outcome(a.id, "delivered", T0 + 12)]) == set()
     assert await leases.record(any_store, "B", [outcome(b.id, "retry", T0 + 13)]) == {b.id}
     [stored] = await db.list_deliveries(any_store)
-    assert stored.status == "delivered"
+    assert (stored.status, stored.attempts) == ("delivered", 1)
     assert await leases.claim(any_store, "C", T0 + 3600, 10.0, 10) == []
+
+
+async def test_a_late_success_after_the_new_holders_retry_counts_both_attempts(any_store: Store) -> None:
+    await queue(any_store, [row(1, "http://x/")])
+    [a] = await leases.claim(any_store, "A", T0, 10.0, 10)
+    [b] = await leases.claim(any_store, "B", T0 + 11, 10.0, 10)
+    assert await leases.record(any_store, "B", [outcome(b.id, "retry", T0 + 12)]) == set()
+    assert await leases.record(any_store, "A", [outcome(a.id, "delivered", T0 + 13)]) == set()  # still pending
+    [stored] = await db.list_deliveries(any_store)
+    assert (stored.status, stored.attempts) == ("delivered", 2)  # B's retry and A's success, not A's count of 1
 
 
 async def test_only_the_holder_extends_and_an_extended_lease_keeps_others_out(any_store: Store) -> None:

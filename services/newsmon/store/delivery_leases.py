@@ -9,7 +9,9 @@
 Whoever holds a row is the only one to record its outcome, so a holder whose lease ran out during a store outage
 and was taken over cannot overwrite the new holder's state (a stale "retry" over a fresh "delivered" would send
 the alert once more). A success is the exception: the receiver has the alert, whoever holds the row, so a late
-success is recorded while the row is still pending, and the new holder's outcome is then refused.
+success is recorded while the row is still pending, and the new holder's outcome is then refused. The store
+counts the attempts it records (`attempts + 1`), so a late success adds to the new holder's count rather than
+writing its own over it.
 """
 
 from __future__ import annotations
@@ -35,8 +37,7 @@ class Outcome:
     at: float
     outcome: str  # delivered | retry | dead | deferred
     latency: float
-    status: str  # the row's new status
-    attempts: int
+    status: str  # the row's new status (an attempt that is not deferred adds one to the row's count)
     next_attempt_at: float
     http_status: int | None = None
     error: str | None = None
@@ -106,7 +107,7 @@ async def extend(store: Store, owner: str, ids: Sequence[str], until: float) -> 
 _RECORD = (
     update(deliveries)
     .where(deliveries.c.id == bindparam("b_id"))
-    .values(status=bindparam("b_status"), attempts=bindparam("b_attempts"), updated_at=bindparam("b_at"),
+    .values(status=bindparam("b_status"), attempts=deliveries.c.attempts + 1, updated_at=bindparam("b_at"),
             next_attempt_at=bindparam("b_next"), last_status=bindparam("b_http"),
             last_error=bindparam("b_error"), delivered_at=bindparam("b_done"))
 )
@@ -138,7 +139,7 @@ async def record(store: Store, owner: str, outcomes: Sequence[Outcome]) -> set[s
         async with store.engine.begin() as conn:
             # The release takes the rows' write locks first (and SQLite's write lock), so nothing interleaves.
             ours = {r[0] for r in await conn.execute(release)}
-            rows = [{"b_id": o.delivery_id, "b_status": o.status, "b_attempts": o.attempts, "b_at": o.at,
+            rows = [{"b_id": o.delivery_id, "b_status": o.status, "b_at": o.at,
                      "b_next": o.next_attempt_at, "b_http": o.http_status, "b_error": o.error,
                      "b_done": o.at if o.status == "delivered" else None}
                     for o in outcomes if o.outcome != "deferred" and o.delivery_id in ours]
