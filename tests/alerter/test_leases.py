@@ -55,7 +55,7 @@ async def queue(store: Store, rows: list[dict[str, object]]) -> None:
 
 def outcome(delivery_id: str, kind: str, at: float) -> Outcome:
     status = {"delivered": "delivered", "retry": "pending", "dead": "dead"}[kind]
-    return Outcome(delivery_id, at, kind, 0.01, status, at + 60 if kind == "retry" else at, 200)
+    return Outcome(delivery_id, "webhook", at, kind, 0.01, status, at + 60 if kind == "retry" else at, 200)
 
 
 async def test_a_stale_holders_late_failure_does_not_undo_the_new_holders_success(any_store: Store) -> None:

@@ -115,7 +115,7 @@ class DeliveryWorker:
             self.recorder.hold(row, now)
             endpoint = self.endpoint(row)
             if self.endpoints.lane_full(endpoint):  # over this endpoint's share: back in the queue, not counted
-                self.recorder.put(Outcome(row.id, now, "deferred", 0.0, "pending", now))
+                self.recorder.put(Outcome(row.id, row.channel, now, "deferred", 0.0, "pending", now))
                 continue
             self._start(endpoint, self._attempt([row], endpoint))
             started += 1
@@ -174,14 +174,14 @@ class DeliveryWorker:
             metrics.DELIVERIES.labels(row.channel, "delivered").inc()
             if row.fetched_at is not None:
                 metrics.E2E_SECONDS.observe(max(0.0, now + latency - row.fetched_at))
-            self.recorder.put(Outcome(row.id, now, "delivered", latency, "delivered", now, status))
+            self.recorder.put(Outcome(row.id, row.channel, now, "delivered", latency, "delivered", now, status))
             return
         when = next_attempt(self.cfg, attempts, err, now + latency, self.rng)  # counted from the answer
         kind = "retry" if when is not None else "dead"
         metrics.DELIVERIES.labels(row.channel, "retried" if when is not None else "failed").inc()
         _log.warning("delivery.failed", delivery_id=row.id, endpoint=endpoint, attempt=attempts, error=str(err),
                      next=kind)
-        out = Outcome(row.id, now, kind, latency, "pending" if when else "dead",
+        out = Outcome(row.id, row.channel, now, kind, latency, "pending" if when else "dead",
                       when if when is not None else now, err.status, str(err))
         self.recorder.put(out, dead=row if when is None else None)
 

@@ -64,7 +64,7 @@ class Recorder:
                 self.held.pop(o.delivery_id, None)
                 dead = self.dead.pop(o.delivery_id, None)
                 if o.delivery_id in lost:
-                    self._lost(o.delivery_id, o.outcome)
+                    self._lost(o)
                 elif dead is not None:
                     metrics.DELIVERIES.labels(dead[0].channel, "dead_lettered").inc()
                     await self._publish_dead(*dead)
@@ -73,9 +73,9 @@ class Recorder:
             self.endpoints.unrecorded_disabled.discard(endpoint)
         return len(batch)
 
-    def _lost(self, delivery_id: str, outcome: str) -> None:
-        metrics.DELIVERIES.labels("any", "lease_lost").inc()
-        _log.warning("delivery.lease_lost", delivery_id=delivery_id, outcome=outcome, owner=self.owner,
+    def _lost(self, o: Outcome) -> None:
+        metrics.DELIVERIES.labels(o.channel, "lease_lost").inc()
+        _log.warning("delivery.lease_lost", delivery_id=o.delivery_id, outcome=o.outcome, owner=self.owner,
                      detail="another alerter holds the row now; its outcome stands")
 
     async def extend(self, now: float) -> None:

@@ -34,6 +34,7 @@ class Outcome:
     """The result of one attempt, to be written back (see `record`)."""
 
     delivery_id: str
+    channel: str
     at: float
     outcome: str  # delivered | retry | dead | deferred
     latency: float
