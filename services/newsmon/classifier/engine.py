@@ -2,13 +2,17 @@
 
 Score of a topic whose query holds: 1 - exp(-raw / scale), where raw sums, over the distinct terms the query
 used positively (only those of its `score_groups` when it has some), the field weight (title 2, text 1 by
-default) plus a quarter per repeat (at most 4). A topic is listed only when its query holds and its score
-reaches its threshold.
+default; `lead`, the text's opening, weighs as text unless the topic says otherwise) plus a quarter per repeat
+(at most 4). A topic is listed only when its query holds and its score reaches its threshold.
+
+The lead is the opening of the text (see `lead_end`): news is written with the event first and background
+after, so a query may ask where a term is (`lead:`), and a topic may weigh the rest of a long text less.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +29,12 @@ if TYPE_CHECKING:
     from newsmon.classifier.semantic import SemanticScorer
     from newsmon.settings import Settings
 
+MASK_GROUP = "mask"
+TEASER = 2.0  # a lead's terms weigh this much more when the title has no scored term (a label, a teaser)
 MAX_SPANS = 10
 MAX_TERMS_SHOWN = 20
-LEAD = 160  # characters of text that stand for a missing title
+LEAD_MIN, LEAD_MAX = 200, 400  # the lead: the text up to the first sentence end after LEAD_MIN, at most LEAD_MAX
+_SENTENCE_END = re.compile(r"[.!?؟…](?=\s)|\n")
 
 
 @dataclass
@@ -62,6 +69,10 @@ class Engine:
             t.id: frozenset().union(*(groups[g] for g in t.score_groups)) if t.score_groups else None
             for t in loaded.topics.values()}
         body = set(self._entity_of)  # gazetteer names are looked for everywhere (places, actors)
+        # Phrases whose words are evidence of nothing else ("since the fall of Assad" is a date, "Rising Lion" an
+        # operation's name): hits inside them are dropped before any query runs.
+        self._mask = groups.get(MASK_GROUP, frozenset())
+        body |= self._mask
         for topic in loaded.topics.values():
             for leaf in q.walk_terms(topic.ast):
                 if isinstance(leaf, q.Term):
@@ -80,17 +91,23 @@ class Engine:
     def classify(self, title: str, text: str, lang: str | None = None,
                  all_spans: bool = False) -> Classification:
         """Classify one article; only topics over their threshold are in `matches` (and have spans)."""
-        fields = {"title": self.auto.scan(normalize(title)), "text": self.auto.scan(normalize(text), body=True)}
+        body = self._masked(self.auto.scan(normalize(text), body=True))
+        fields = {"title": self._masked(self.auto.scan(normalize(title))), "text": body}
         detected = lang or _detect(title, text)
         places, actors = self._entities(fields)
         originals = {"title": title, "text": text}
         scores: dict[str, TopicMatch] = {}
         ev = Evaluation(fields)
-        hit_tids = set(fields["title"].spans) | set(fields["text"].spans)
+        hit_tids = set(fields["title"].spans) | set(body.spans)
         for tid, query in self.queries.items():
             topic = self.packs.topics[tid]
             ev.used = set()
-            if not hit_tids or not query.may_hold(hit_tids) or not query.evaluate(ev):
+            if not hit_tids or not query.may_hold(hit_tids):
+                continue
+            if "lead" not in fields:  # found when a query first runs (most articles run none)
+                short = len(text) <= LEAD_MAX
+                fields["lead"] = body if short else _opening(body, len(normalize(text[:lead_end(text)])))
+            if not query.evaluate(ev):
                 continue
             # with the semantic blend a topic may cross its threshold either way: keep every candidate's spans
             scores[tid] = self._explain(topic, ev, originals, all_spans or self.semantic is not None)
@@ -99,6 +116,21 @@ class Engine:
         matches = [m for tid, m in scores.items() if m.score >= self.packs.topics[tid].threshold]
         matches.sort(key=lambda m: -m.score)
         return Classification(detected, matches, places, actors, scores)
+
+    def _masked(self, hits: Hits) -> Hits:
+        """`hits` without the hits of other terms that overlap a mask phrase."""
+        masks = [span for tid in self._mask.intersection(hits.spans) for span in hits.spans[tid]]
+        if not masks:
+            return hits
+        for tid in list(hits.spans):
+            if tid in self._mask:
+                continue
+            kept = [(s, e) for s, e in hits.spans[tid] if not any(s < me and ms < e for ms, me in masks)]
+            if kept:
+                hits.spans[tid] = kept
+            else:
+                del hits.spans[tid]
+        return hits
 
     def _entities(self, fields: dict[str, Hits]) -> tuple[list[Entity], list[Entity]]:
         counts: dict[str, int] = {}
@@ -135,11 +167,15 @@ class Engine:
         """Field weight per scored term, plus a quarter per repeat (max 4).
 
         A place in the text counts once (a word hit by two terms, say `topple` and `toppled`, is one piece of
-        evidence). Without a title, the lead (the first LEAD characters of the text) weighs as a title.
+        evidence). A text term first found in the lead weighs `lead`; without a title, it weighs as a title.
         """
         scored = self._scored[topic.id]
         claimed: set[tuple[str, int]] = set()
         contrib: dict[str, float] = {}
+        lead = ev.fields["lead"].spans
+        # a title with no scored term (a label, a teaser: "Night of explosions south of Damascus") counts as none
+        teaser = not any(f == "title" and (scored is None or tid in scored) for f, tid in used)
+        rest = 0.0  # text after the lead, added at the end up to topic.text_max
         for f, tid in used:
             if scored is not None and tid not in scored:
                 continue
@@ -147,9 +183,18 @@ class Engine:
             if not starts:
                 continue
             claimed |= starts
-            lead = untitled and f == "text" and min(s for _, s in starts) < LEAD
-            weight = topic.weights.get("title" if lead else f, 1.0)
-            contrib[f] = contrib.get(f, 0.0) + weight * (1 + 0.25 * min(len(starts) - 1, 4))
+            where = f
+            if f == "text" and tid in lead and any(("text", s) in starts for s, _ in lead[tid]):
+                where = "title" if untitled else "lead"
+            value = topic.weights.get(where, 1.0) * (1 + 0.25 * min(len(starts) - 1, 4))
+            if where == "lead" and teaser:
+                value *= TEASER
+            if where == "text":
+                rest += value
+            else:
+                contrib[f] = contrib.get(f, 0.0) + value
+        if rest:
+            contrib["text"] = contrib.get("text", 0.0) + min(rest, topic.text_max)
         return contrib
 
     def _spans(self, used: list[tuple[str, int]], ev: Evaluation, originals: dict[str, str]) -> list[Span]:
@@ -177,6 +222,25 @@ class Engine:
             engine = Engine(loaded, self.gazetteer)
             engine.semantic = self.semantic
         return engine.classify(title, text, lang, all_spans=True)
+
+
+def lead_end(text: str) -> int:
+    """Where the lead ends in `text`: at the first sentence end after LEAD_MIN characters (a short text is all
+    lead), at most LEAD_MAX."""
+    if len(text) <= LEAD_MAX:
+        return len(text)
+    end = _SENTENCE_END.search(text, LEAD_MIN, LEAD_MAX)
+    return end.end() if end else LEAD_MAX
+
+
+def _opening(body: Hits, cut: int) -> Hits:
+    """The hits of `body` that start before `cut` (the lead), on the same normalized text."""
+    spans = {}
+    for tid, found in body.spans.items():
+        kept = [s for s in found if s[0] < cut]
+        if kept:
+            spans[tid] = kept
+    return Hits(body.norm, spans)
 
 
 def _outside_title(node: q.Node, in_title: bool = False) -> list[q.Term | q.Group]:

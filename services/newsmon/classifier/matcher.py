@@ -128,6 +128,10 @@ class Automaton:
         return hits
 
 
+SCOPE = ("title", "text")  # an unscoped term; `lead:` (the text's opening, engine.lead_end) only when asked for
+_USED = {"lead": "text"}  # a hit in the lead is a hit in the text: explained and scored once, as text
+
+
 @dataclass
 class Evaluation:
     """The fields' hits and which term indices the query used positively."""
@@ -193,7 +197,7 @@ class Query:
         return (tid,) if tid in spans else ()
 
     def evaluate(self, ev: Evaluation) -> bool:
-        return self._eval(self.node, tuple(ev.fields), ev, True)
+        return self._eval(self.node, SCOPE, ev, True)
 
     def _eval(self, node: q.Node, scope: tuple[str, ...], ev: Evaluation, positive: bool) -> bool:
         if isinstance(node, q.Term | q.Group):
@@ -203,7 +207,7 @@ class Query:
                     found = True
                     if not positive:
                         return True
-                    ev.used.add((f, tid))
+                    ev.used.add((_USED.get(f, f), tid))
             return found
         if isinstance(node, q.Field):
             return self._eval(node.child, (node.field,), ev, positive)
@@ -253,7 +257,7 @@ class Query:
                 return False
             every.append(other)
         if positive:  # the explanation lists every hit of the operands (cheaper than tracking exact pairs)
-            ev.used.update((f, tid) for positions in every for f, _, _, tid in positions)
+            ev.used.update((_USED.get(f, f), tid) for positions in every for f, _, _, tid in positions)
         return True
 
 

@@ -6,6 +6,7 @@ A pack file holds `[groups]` (name = list of entries: `word`, `prefix*`, `severa
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class Topic:
     query: str
     weights: dict[str, float]
     scale: float
+    text_max: float  # what the text after its lead may add to the raw score at most (inf: no limit)
     source: str
     score_groups: tuple[str, ...]
     ast: q.Node = field(repr=False, compare=False)
@@ -104,7 +106,7 @@ def parse_topic(raw: Any, source: str) -> Topic:
         raise ConfigError(f"{source}: topic id {tid!r} must be lower-case letters, digits, '-', '_' or '.'")
     where = f"{source}: topic {tid}"
     unknown = set(raw) - {"id", "title", "description", "languages", "severity", "threshold", "query",
-                          "weights", "scale", "score_groups"}
+                          "weights", "scale", "text_max", "score_groups"}
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     text = raw.get("query")
@@ -118,8 +120,11 @@ def parse_topic(raw: Any, source: str) -> Topic:
         raise ConfigError(f"{where}: threshold must be between 0 and 1")
     weights_raw = raw.get("weights", {})
     if not isinstance(weights_raw, dict) or set(weights_raw) - set(q.FIELDS):
-        raise ConfigError(f"{where}: weights must be a table with title and/or text")
+        raise ConfigError(f"{where}: weights must be a table with title, lead and/or text")
     weights = {"title": 2.0, "text": 1.0} | {k: _num(weights_raw, k, 1.0, where) for k in weights_raw}
+    weights.setdefault("lead", weights["text"])
+    if _num(raw, "text_max", 0.0, where) < 0:
+        raise ConfigError(f"{where}: text_max must not be negative")
     langs = raw.get("languages", [])
     if not isinstance(langs, list) or not all(isinstance(x, str) for x in langs):
         raise ConfigError(f"{where}: languages must be a list of language codes")
@@ -128,7 +133,8 @@ def parse_topic(raw: Any, source: str) -> Topic:
         raise ConfigError(f"{where}: score_groups must be a list of group names")
     return Topic(id=tid, title=str(raw.get("title", tid)), description=str(raw.get("description", "")),
                  languages=tuple(langs), severity=severity, threshold=threshold, query=text.strip(),
-                 weights=weights, scale=_num(raw, "scale", 4.0, where), source=source,
+                 weights=weights, scale=_num(raw, "scale", 4.0, where),
+                 text_max=_num(raw, "text_max", math.inf, where), source=source,
                  score_groups=tuple(g.lstrip("@") for g in score_groups),
                  ast=q.parse(text.strip(), source=where))
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from newsmon.classifier.normalize import clean_term
 from newsmon.errors import QuerySyntaxError
 
-FIELDS = ("title", "text")
+FIELDS = ("title", "lead", "text")  # lead: the opening of the text (see engine.lead_end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ _TOKEN = re.compile(r"""
   | (?P<lp>\() | (?P<rp>\))
   | (?P<near>NEAR/(?P<n>\d+)(?![\w*]))
   | (?P<op>(?:AND|OR|NOT)(?![\w*/]))
-  | (?P<field>(?:title|text):)
+  | (?P<field>(?:title|lead|text):)
   | (?P<phrase>"[^"]*")
   | (?P<open>")
   | (?P<group>@[\w.-]+)
