@@ -199,10 +199,12 @@ class Engine:
 
     def _spans(self, used: list[tuple[str, int]], ev: Evaluation, originals: dict[str, str]) -> list[Span]:
         """The first occurrence of each used term (title first, then text order), at most MAX_SPANS."""
-        omaps = {f: offset_map(originals[f]) for f in {f for f, _ in used}}
         firsts = sorted((f != "title", ev.fields[f].spans[tid][0], f, tid) for f, tid in used)[:MAX_SPANS]
+        omaps = ev.offset_maps  # shared by the topics of one article
         spans = []
         for _, (s, e), f, tid in firsts:
+            if f not in omaps:
+                omaps[f] = offset_map(originals[f])
             os_, oe = to_original(omaps[f], s, e)
             # model_construct: values are built here and valid; validation would dominate the cost
             spans.append(Span.model_construct(field=f, start=os_, end=oe, term=self._labels[tid],  # type: ignore[arg-type]

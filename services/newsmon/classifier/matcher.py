@@ -143,6 +143,8 @@ class Evaluation:
         default_factory=dict)
     # Every term index hit in any field (filled on first use).
     hit_all: set[int] | None = None
+    # Normalized → original offsets per field, for the explanation's spans (filled on first use).
+    offset_maps: dict[str, list[int] | None] = field(default_factory=dict)
 
 
 class Query:
