@@ -71,3 +71,37 @@ async def test_outside_the_window_starts_a_new_story(store: Store, engine: Engin
     first = await assigner.assign(HOMS_EN, engine.classify(HOMS_EN.title, HOMS_EN.text))
     second = await assigner.assign(late, engine.classify(late.title, late.text))
     assert first != second
+
+
+# Two events on one day, each told at full length with the same background paragraph: the story is where the
+# title and the lead put it, not where the war's history went.
+BACKGROUND = (
+    "\n\nThe north has changed hands many times since 2011. Rebels took Aleppo and then Damascus in December "
+    "2024, Turkish-backed factions seized Manbij and Tal Rifaat, and the Kurdish-led SDF still holds Raqqa and "
+    "much of Hasakah. Israeli troops have moved into the buffer zone in Quneitra, and Islamic State cells "
+    "still attack patrols in the desert around Palmyra and Deir ez-Zor. Aid agencies say millions remain "
+    "displaced in camps near Idlib and Azaz.")
+KOBANI = art("k-en", "Turkish drones strike SDF positions near Kobani",
+             "Turkish drones struck positions of the Syrian Democratic Forces in villages south of Kobani on "
+             "Tuesday, killing four fighters, the SDF said, the third such strike this week." + BACKGROUND,
+             hours=3)
+HIMS_AR = art("h-ar-long", "فصائل المعارضة تسيطر على حمص بعد انسحاب قوات النظام",
+              "سيطرت فصائل المعارضة بقيادة هيئة تحرير الشام على مدينة حمص فجر الأحد بعد انسحاب الجيش السوري منها "
+              "باتجاه الساحل، إثر سيطرتها على الرستن وتلبيسة شمالي المدينة، بحسب المرصد السوري لحقوق الإنسان وسكان "
+              "في المدينة.\n\nوكانت الفصائل قد سيطرت على حلب وحماة خلال الأيام الماضية، فيما "
+              "تسيطر قوات سوريا الديمقراطية على الرقة والحسكة، وتنتشر قوات إسرائيلية في القنيطرة منذ أيام، وتشن "
+              "خلايا تنظيم الدولة هجمات في البادية قرب تدمر ودير الزور. وتقول وكالات الإغاثة إن ملايين النازحين "
+              "ما زالوا في مخيمات قرب إدلب وأعزاز.", hours=4)
+
+
+async def test_long_articles_group_by_their_lead_not_their_background(store: Store, engine: Engine) -> None:
+    assigner = StoryAssigner(store, window=48 * 3600)
+    ids = {}
+    for a in (HOMS_EN, KOBANI, HIMS_AR):
+        c = engine.classify(a.title, a.text)
+        assert c.matches and c.matches[0].topic == "syria-military-shifts", a.id
+        ids[a.id] = await assigner.assign(a, c)
+    assert ids["h-ar-long"] == ids["h-en"]  # Homs in both leads (and Rastan in the English one)
+    assert ids["k-en"] != ids["h-en"]  # Kobani's background names Homs' neighbours, but its lead does not
+    kobani = await db.get(store, ids["k-en"])
+    assert kobani is not None and "raqqa" not in kobani.entities and "kobani" in kobani.entities

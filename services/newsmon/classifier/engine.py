@@ -47,6 +47,10 @@ class Classification:
     actors: list[Entity] = field(default_factory=list)
     # every topic whose query held, over or under its threshold (preview, eval)
     scores: dict[str, TopicMatch] = field(default_factory=dict)
+    # ids of the places and actors named in the title or the lead: where the event is (a long article names
+    # half the country in its background). A matched article lists these first in `places` and `actors`;
+    # stories group on these alone.
+    focus: frozenset[str] = frozenset()
 
 
 class Engine:
@@ -94,7 +98,7 @@ class Engine:
         body = self._masked(self.auto.scan(normalize(text), body=True))
         fields = {"title": self._masked(self.auto.scan(normalize(title))), "text": body}
         detected = lang or _detect(title, text)
-        places, actors = self._entities(fields)
+        places, actors = self._entities({"title": fields["title"], "text": body})
         originals = {"title": title, "text": text}
         scores: dict[str, TopicMatch] = {}
         ev = Evaluation(fields)
@@ -115,7 +119,11 @@ class Engine:
             scores = self.semantic.blend(title, text, scores, self.packs.topics)
         matches = [m for tid, m in scores.items() if m.score >= self.packs.topics[tid].threshold]
         matches.sort(key=lambda m: -m.score)
-        return Classification(detected, matches, places, actors, scores)
+        focus = self._focus(fields, text) if matches else frozenset()
+        if focus:  # the event's own places and actors first (the seed's "air support in Idlib, Hama" stays)
+            places.sort(key=lambda p: p.id not in focus)
+            actors.sort(key=lambda a: a.id not in focus)
+        return Classification(detected, matches, places, actors, scores, focus)
 
     def _masked(self, hits: Hits) -> Hits:
         """`hits` without the hits of other terms that overlap a mask phrase."""
@@ -131,6 +139,12 @@ class Engine:
             else:
                 del hits.spans[tid]
         return hits
+
+    def _focus(self, fields: dict[str, Hits], text: str) -> frozenset[str]:
+        if "lead" not in fields:
+            fields["lead"] = _opening(fields["text"], len(normalize(text[:lead_end(text)])))
+        return frozenset(eid for f in ("title", "lead") for tid in fields[f].spans
+                         for eid in self._entity_of.get(tid, ()))
 
     def _entities(self, fields: dict[str, Hits]) -> tuple[list[Entity], list[Entity]]:
         counts: dict[str, int] = {}

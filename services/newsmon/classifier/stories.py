@@ -4,7 +4,9 @@ An article joins the best recent story (last article within `settings.classifier
 kind (its top topic) when either its text is a near-duplicate of the story's first article in the same
 language (bottom-k MinHash over word 3-shingles, similarity ≥ 0.5), or it shares a specific place with the
 story and at least two specific entities (places other than the
-country, armed groups) or half of them. Otherwise it starts a story.
+country, armed groups) or half of them. Otherwise it starts a story. Entities are those of the title and the
+lead (`Classification.focus`): a long article names half the country in its background, and grouping on those
+would fold unrelated events into one story.
 State lives in the store (store/stories.py), so it survives restarts and is shared by every worker.
 """
 
@@ -57,8 +59,8 @@ def similarity(a: tuple[int, ...] | list[int], b: tuple[int, ...] | list[int]) -
 
 def key_of(article: Article, c: Classification) -> StoryKey:
     """The grouping features of a classified article (it must have at least one match)."""
-    places = frozenset(p.id for p in c.places if p.type not in _GENERIC_PLACES)
-    actors = frozenset(a.id for a in c.actors if a.type in _SPECIFIC_ACTORS)
+    places = frozenset(p.id for p in c.places if p.type not in _GENERIC_PLACES and p.id in c.focus)
+    actors = frozenset(a.id for a in c.actors if a.type in _SPECIFIC_ACTORS and a.id in c.focus)
     when = (article.published or article.fetched_at).timestamp()
     return StoryKey(kind=c.matches[0].topic, kinds=tuple(m.topic for m in c.matches),
                     entities=places | actors, places=places, lang=c.lang or "und",
