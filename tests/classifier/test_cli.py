@@ -114,3 +114,24 @@ def test_topics_option_adds_a_pack_and_bad_query_is_one_line(tmp_path: Path) -> 
 def test_bad_input_line_is_an_error(tmp_path: Path) -> None:
     proc = newsmon("classify", "--input", "-", stdin="{not json\n")
     assert proc.returncode != 0 and "-:1" in proc.stderr
+
+
+def test_classify_with_workers_keeps_order_and_output(tmp_path: Path) -> None:
+    lines = (DATA / "devset.jsonl").read_text(encoding="utf-8").splitlines()[:1000]  # several chunks
+    single = newsmon("classify", "--input", "-", "--workers", "1", stdin="\n".join(lines) + "\n")
+    multi = newsmon("classify", "--input", "-", "--workers", "2", stdin="\n".join(lines) + "\n")
+    assert single.returncode == multi.returncode == 0, multi.stderr
+    assert multi.stdout == single.stdout
+    ids = [json.loads(line)["id"] for line in multi.stdout.splitlines()]
+    assert ids == [json.loads(line)["id"] for line in lines]
+
+
+def test_classify_with_workers_stops_at_a_bad_line_after_the_lines_before_it(tmp_path: Path) -> None:
+    good = (DATA / "devset.jsonl").read_text(encoding="utf-8").splitlines()[:900]
+    data = "\n".join([*good, '{"id": broken', *good[:3]]) + "\n"
+    proc = newsmon("classify", "--input", "-", "--workers", "2", stdin=data)
+    assert proc.returncode == 2
+    assert "-:901: not a JSON object" in proc.stderr
+    assert len(proc.stdout.splitlines()) == 900
+    bad = newsmon("classify", "--input", "-", "--workers", "-1", stdin="")
+    assert bad.returncode == 2 and "--workers" in bad.stderr

@@ -85,27 +85,33 @@ def bench_engine(items: list[dict[str, str]], label: str) -> None:
 
 
 def bench_cli(items: list[dict[str, str]]) -> None:
+    for workers in ("0", "1"):  # 0: one worker process per CPU (the default); 1: in the process itself
+        _bench_cli(items, workers)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "newsmon.cli", "classify", "--input", "-"], input=b"",
+                   check=True, capture_output=True)
+    print(f"cli: start-up alone {time.perf_counter() - t0:.2f} s")
+
+
+def _bench_cli(items: list[dict[str, str]], workers: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.jsonl"
         src.write_text("".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items), encoding="utf-8")
         t0, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         timer = ["/usr/bin/time", "-f", "maxrss_kb=%M"] if Path("/usr/bin/time").exists() else []
-        proc = subprocess.run([*timer, sys.executable, "-m", "newsmon.cli", "classify", "--input", str(src)],
-                              capture_output=True, check=True)
+        proc = subprocess.run([*timer, sys.executable, "-m", "newsmon.cli", "classify", "--input", str(src),
+                               "--workers", workers], capture_output=True, check=True)
         dt = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         lines = proc.stdout.count(b"\n")
         rss_kb = [ln for ln in proc.stderr.decode().splitlines() if ln.startswith("maxrss_kb=")]
         rss = int(rss_kb[-1].split("=")[1]) / 1024 if rss_kb else float("nan")
-        print(f"cli: `newsmon classify` {lines} articles end to end in {dt:.2f} s = {lines / dt:,.0f} "
+        label = "default workers (one per CPU)" if workers == "0" else "--workers 1"
+        print(f"cli [{label}]: `newsmon classify` {lines} articles end to end in {dt:.2f} s = {lines / dt:,.0f} "
               f"articles/s "
               f"(process start included); CPU {cpu:.2f} s = {lines / cpu:,.0f} articles/s per core; "
-              f"its max RSS {rss:.0f} MB")
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "newsmon.cli", "classify", "--input", "-"], input=b"",
-                       check=True, capture_output=True)
-        print(f"cli: start-up alone {time.perf_counter() - t0:.2f} s")
+              f"max RSS of one process {rss:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -126,8 +126,12 @@ def offset_map(text: str) -> list[int] | None:
     if len(low) == len(text) and not _EXPANDING.search(low):
         if not _DROPPING.search(low):
             return None
-        drop = _DROP
-        kept = [i for i, c in enumerate(low) if c not in drop]
+        kept: list[int] = []  # the runs between dropped marks (tashkeel is a few percent of the letters)
+        start = 0
+        for m in _DROPPING.finditer(low):
+            kept.extend(range(start, m.start()))
+            start = m.end()
+        kept.extend(range(start, len(text)))
         kept.append(len(text))
         return kept
     out: list[int] = []
