@@ -47,13 +47,19 @@ DEIR_EN = art("d-en", "US jets strike Islamic State camps near Deir ez-Zor",
               "Pentagon said.", hours=1)
 
 
-async def test_same_event_in_two_languages_is_one_story(store: Store, engine: Engine) -> None:
+async def assign_all(store: Store, engine: Engine, articles: tuple[Article, ...]) -> dict[str, str]:
+    """Each article's story id, assigned in order; every article must match the Syria topic first."""
     assigner = StoryAssigner(store, window=48 * 3600)
     ids = {}
-    for a in (HOMS_EN, DEIR_EN, HOMS_AR):
+    for a in articles:
         c = engine.classify(a.title, a.text)
-        assert c.matches, a.id
+        assert c.matches and c.matches[0].topic == "syria-military-shifts", a.id
         ids[a.id] = await assigner.assign(a, c)
+    return ids
+
+
+async def test_same_event_in_two_languages_is_one_story(store: Store, engine: Engine) -> None:
+    ids = await assign_all(store, engine, (HOMS_EN, DEIR_EN, HOMS_AR))
     assert ids["h-en"] == ids["h-ar"] != ids["d-en"]
     story = await db.get(store, ids["h-en"])
     assert story is not None and story.articles == 2 and "homs" in story.entities
@@ -95,12 +101,7 @@ HIMS_AR = art("h-ar-long", "فصائل المعارضة تسيطر على حمص
 
 
 async def test_long_articles_group_by_their_lead_not_their_background(store: Store, engine: Engine) -> None:
-    assigner = StoryAssigner(store, window=48 * 3600)
-    ids = {}
-    for a in (HOMS_EN, KOBANI, HIMS_AR):
-        c = engine.classify(a.title, a.text)
-        assert c.matches and c.matches[0].topic == "syria-military-shifts", a.id
-        ids[a.id] = await assigner.assign(a, c)
+    ids = await assign_all(store, engine, (HOMS_EN, KOBANI, HIMS_AR))
     assert ids["h-ar-long"] == ids["h-en"]  # Homs in both leads (and Rastan in the English one)
     assert ids["k-en"] != ids["h-en"]  # Kobani's background names Homs' neighbours, but its lead does not
     kobani = await db.get(store, ids["k-en"])
