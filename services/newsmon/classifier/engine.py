@@ -108,9 +108,7 @@ class Engine:
             ev.used = set()
             if not hit_tids or not query.may_hold(hit_tids):
                 continue
-            if "lead" not in fields:  # found when a query first runs (most articles run none)
-                short = len(text) <= LEAD_MAX
-                fields["lead"] = body if short else _opening(body, len(normalize(text[:lead_end(text)])))
+            _lead(fields, text)  # found when a query first runs (most articles run none)
             if not query.evaluate(ev):
                 continue
             # with the semantic blend a topic may cross its threshold either way: keep every candidate's spans
@@ -141,8 +139,7 @@ class Engine:
         return hits
 
     def _focus(self, fields: dict[str, Hits], text: str) -> frozenset[str]:
-        if "lead" not in fields:
-            fields["lead"] = _opening(fields["text"], len(normalize(text[:lead_end(text)])))
+        _lead(fields, text)
         return frozenset(eid for f in ("title", "lead") for tid in fields[f].spans
                          for eid in self._entity_of.get(tid, ()))
 
@@ -247,6 +244,14 @@ def lead_end(text: str) -> int:
         return len(text)
     end = _SENTENCE_END.search(text, LEAD_MIN, LEAD_MAX)
     return end.end() if end else LEAD_MAX
+
+
+def _lead(fields: dict[str, Hits], text: str) -> None:
+    """Add the lead's hits to `fields` once (a short text is all lead: its hits are the text's)."""
+    if "lead" not in fields:
+        body = fields["text"]
+        short = len(text) <= LEAD_MAX
+        fields["lead"] = body if short else _opening(body, len(normalize(text[:lead_end(text)])))
 
 
 def _opening(body: Hits, cut: int) -> Hits:
