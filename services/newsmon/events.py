@@ -113,6 +113,11 @@ class Match(Event):
     match: TopicMatch
     places: list[Entity] = Field(default_factory=list)
     actors: list[Entity] = Field(default_factory=list)
+    focus: list[str] = Field(
+        default_factory=list,
+        description="ids of the places and actors named in the title or the lead (what the article reports, "
+        "as against its background)",
+    )
     story_id: str
     classified_at: datetime = Field(default_factory=utcnow)
 

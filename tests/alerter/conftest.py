@@ -46,10 +46,11 @@ def match(
     lang: str = "ar",
     score: float = 0.7,
     places: tuple[Entity, ...] = (ALEPPO,),
+    focus: tuple[Entity, ...] | None = None,
     title: str | None = None,
     minutes_ago: float = 1.0,
 ) -> Match:
-    """A Match as the classifier would publish it."""
+    """A Match as the classifier would publish it (`focus`: the places in its title or lead, default all)."""
     aid = article or f"a-{story}-{feed}"
     now = datetime.now(UTC)
     art = Article(
@@ -72,7 +73,8 @@ def match(
         terms=["سيطر", "حلب"] if lang == "ar" else ["take", "aleppo"],
         explanation="control verb near a place",
     )
-    return Match(id=f"{aid}:1:{TOPIC}", article=art, lang=lang, match=tm, places=list(places), story_id=story)
+    return Match(id=f"{aid}:1:{TOPIC}", article=art, lang=lang, match=tm, places=list(places),
+                 focus=[p.id for p in (places if focus is None else focus)], story_id=story)
 
 
 def make_settings(tmp_path: Path, subscriptions: list[dict[str, Any]], **sections: Any) -> Settings:

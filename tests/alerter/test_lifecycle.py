@@ -12,7 +12,7 @@ from standardwebhooks import Webhook
 
 from newsmon.store import alerts as alerts_db
 from newsmon.store import deliveries as deliveries_db
-from tests.alerter.conftest import HAMA, SECRET, TOPIC, Harness, hook, match
+from tests.alerter.conftest import ALEPPO, HAMA, SECRET, TOPIC, Harness, hook, match
 from tests.support.receiver import Receiver
 
 Build = Callable[..., Harness]
@@ -63,6 +63,22 @@ async def test_no_update_without_material_change(harness: Build, receiver: Recei
     await h.publish(match(feed="feed-1", article="a-second"))
     await h.drain()
     assert len(receiver.requests_to("/hook")) == 1
+
+
+async def test_a_place_only_in_the_background_is_no_update(harness: Build, receiver: Receiver) -> None:
+    h = harness([hook("ops", receiver.url())])
+    await h.publish(match(feed="feed-1"))
+    await h.drain()
+    # a second report of the same outlet names Hama only in a background paragraph: not news
+    await h.publish(match(feed="feed-1", article="a-second", places=(ALEPPO, HAMA), focus=(ALEPPO,)))
+    await h.drain()
+    assert len(receiver.requests_to("/hook")) == 1
+    # a third one reports fighting in Hama (its lead names it): an update, and Hama is what changed
+    await h.publish(match(feed="feed-1", article="a-third", places=(HAMA, ALEPPO)))
+    await h.drain()
+    got = bodies(receiver)
+    assert len(got) == 2 and got[1]["data"]["changes"] == ["new place: Hama"]
+    assert {p["id"] for p in got[1]["data"]["places"]} == {"aleppo", "hama"}
 
 
 async def test_score_rise_is_an_update(harness: Build, receiver: Receiver) -> None:

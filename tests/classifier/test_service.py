@@ -98,6 +98,7 @@ async def test_service_publishes_matches_keyed_by_story(store: Store, bus: Bus, 
     assert got["ar1"].id == "ar1:1:syria-military-shifts"
     assert all(key == Match.model_validate_json(value).story_id.encode() for key, value in published)
     assert {p.id for p in got["ar1"].places} >= {"aleppo", "idlib"}
+    assert "aleppo" in got["ar1"].focus  # what the alerter counts as a material new place
     assert got["ar1"].lang == "ar" and got["en1"].match.spans
     assert len(await read_all(bus, DEAD_LETTER_TOPIC)) == 1
 

@@ -2,7 +2,8 @@
 
 The first match of a story opens an alert and schedules its first notification after `group_wait` (matches
 that arrive meanwhile join it). Later matches update the story; a notification follows only for a
-*material* change (a new independent source, a new place, a score up by `SCORE_STEP`), no sooner than
+*material* change (a new independent source, a new place in a report's title or lead, a score up by
+`SCORE_STEP`), no sooner than
 `group_interval` after the previous one. News that adds nothing material re-notifies only once
 `repeat_interval` has passed. The decision functions here are pure; `observe` and `flush` run them against
 the store inside one transaction.
@@ -41,6 +42,7 @@ class StoryState(BaseModel):
     sources: list[Source] = Field(default_factory=list)
     places: list[Entity] = Field(default_factory=list)
     actors: list[Entity] = Field(default_factory=list)
+    focus: list[str] = Field(default_factory=list)  # entity ids some report names in its title or lead
     first_seen: datetime
     trigger_fetched_at: float | None = None
     notified: Notified | None = None
@@ -75,6 +77,11 @@ def _union(old: list[Entity], new: list[Entity]) -> list[Entity]:
     return old + [e for e in new if e.id not in seen]
 
 
+def _focus_places(places: list[Entity], focus: list[str]) -> set[str]:
+    """The places a story reports on: a place named only in background paragraphs is not news."""
+    return {e.id for e in places if e.id in focus}
+
+
 def absorb(state: StoryState | None, m: Match) -> StoryState | None:
     """The story with this match joined; None when the match adds nothing (e.g. a redelivered one)."""
     if state is None:
@@ -83,12 +90,13 @@ def absorb(state: StoryState | None, m: Match) -> StoryState | None:
             sources=[_source(m)],
             places=list(m.places),
             actors=list(m.actors),
+            focus=list(m.focus),
             first_seen=m.article.published or m.article.fetched_at,
             trigger_fetched_at=m.article.fetched_at.timestamp(),
         )
     known = {s.article_id: s for s in state.sources}
     prior = known.get(m.article.id)
-    new_places = {e.id for e in m.places} - {e.id for e in state.places}
+    new_places = _focus_places(m.places, m.focus) - _focus_places(state.places, state.focus)
     if prior is not None and m.match.score <= prior.score and not new_places:
         return None  # a redelivered (or no better) version of an article already in the story
     sources = [s for s in state.sources if s.article_id != m.article.id] + [_source(m)]
@@ -99,6 +107,7 @@ def absorb(state: StoryState | None, m: Match) -> StoryState | None:
             "sources": sources,
             "places": _union(state.places, list(m.places)),
             "actors": _union(state.actors, list(m.actors)),
+            "focus": sorted(set(state.focus) | set(m.focus)),
             "trigger_fetched_at": m.article.fetched_at.timestamp(),
         }
     )
@@ -114,7 +123,8 @@ def changes(state: StoryState) -> list[str]:
         if s.feed_id not in n.feeds:
             names.setdefault(s.feed_id, s.source or s.feed_id)
     out = [f"new source: {name}" for name in names.values()]
-    out += [f"new place: {p.name_en or p.name_ar or p.id}" for p in state.places if p.id not in n.places]
+    news = _focus_places(state.places, state.focus) - set(n.places)
+    out += [f"new place: {p.name_en or p.name_ar or p.id}" for p in state.places if p.id in news]
     score = state.lead.match.score
     if score >= n.score + SCORE_STEP:
         out.append(f"score up: {n.score:.2f} → {score:.2f}")
@@ -225,7 +235,7 @@ async def _notify(
     )
     notified = Notified(
         feeds=sorted({s.feed_id for s in state.sources}),
-        places=[p.id for p in state.places],
+        places=sorted(_focus_places(state.places, state.focus)),
         score=state.lead.match.score,
         articles=len(state.sources),
     )

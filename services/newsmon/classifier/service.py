@@ -55,7 +55,8 @@ class ClassifierService:
         story_id = await self.stories.assign(article, c)
         for m in c.matches:
             match = Match(id=f"{article.id}:{article.revision}:{m.topic}", article=article, lang=c.lang,
-                          match=m, places=c.places, actors=c.actors, story_id=story_id)
+                          match=m, places=c.places, actors=c.actors, focus=sorted(c.focus),
+                          story_id=story_id)
             await self.bus.publish(MATCHES_TOPIC, match.to_bytes(), key=story_id.encode())
             metrics.MATCHES.labels(topic=m.topic).inc()
         _log.debug("classified", article_id=article.id, story_id=story_id,
