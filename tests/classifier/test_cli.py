@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,10 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 SYRIA = "syria-military-shifts"
 
 
-def newsmon(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def newsmon(*args: str, stdin: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "newsmon.cli", *args], input=stdin, capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=120, check=False, env={**os.environ, **(env or {})})
 
 
 def test_eval_on_devset_meets_targets() -> None:
@@ -109,6 +111,18 @@ def test_topics_option_adds_a_pack_and_bad_query_is_one_line(tmp_path: Path) -> 
     proc = newsmon("classify", "--input", "-", "--topics", str(pack), stdin=line)
     assert proc.returncode != 0
     assert "topic bad:2:" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_environment_settings_apply_without_a_config_file(tmp_path: Path) -> None:
+    (tmp_path / "mine.toml").write_text('[[topics]]\nid = "football"\nthreshold = 0.1\nquery = "football"\n',
+                                        encoding="utf-8")
+    line = json.dumps({"id": "f", "title": "Football tonight", "text": ""}) + "\n"
+    proc = newsmon("classify", "--input", "-", stdin=line,
+                   env={"NEWSMON_CLASSIFIER__TOPICS_DIRS": json.dumps([str(tmp_path)])})
+    assert proc.returncode == 0, proc.stderr
+    assert [m["topic"] for m in json.loads(proc.stdout)["matches"]] == ["football"]
+    proc = newsmon("classify", "--input", "-", stdin=line, env={"NEWSMON_CLASSIFIER__SEMANTIC_WEIGHT": "2"})
+    assert proc.returncode != 0 and "semantic_weight" in proc.stderr and proc.stdout == ""
 
 
 def test_bad_input_line_is_an_error(tmp_path: Path) -> None:

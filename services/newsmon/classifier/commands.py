@@ -47,8 +47,7 @@ def _engine(args: argparse.Namespace) -> Any:
     from newsmon.classifier.engine import load_engine
     from newsmon.settings import load_settings
 
-    settings = load_settings(args.config) if args.config else None
-    return load_engine(settings, args.topics)
+    return load_engine(load_settings(args.config), args.topics)  # NEWSMON_* applies with or without --config
 
 
 def _records(stream: Iterable[str], name: str, first: int = 1) -> Iterator[dict[str, Any]]:
