@@ -3,9 +3,10 @@
 Guards: every TCP connection resolves the host itself and refuses loopback, private, link-local, metadata and
 other non-global addresses (unless `http.allow_private_networks`), then connects to the checked address, so
 DNS rebinding cannot slip past; httpx never follows redirects (callers follow them hop by hop, each hop
-passing the same guard); connect/read/write timeouts; a body-size cap and a decompressed-size cap. httpx and
-httpcore errors are translated into `newsmon.errors` here, so they never leak to the services. Under httpx,
-connections are pooled by `net_pool` (httpcore's own pool costs CPU quadratic in its size per request).
+passing the same guard); connect/read/write timeouts; a body-size cap and a decompressed-size cap (decoding is
+`net_codec`'s). httpx and httpcore errors are translated into `newsmon.errors` here, so they never leak to the
+services. Under httpx, connections are pooled by `net_pool` (httpcore's own pool costs CPU quadratic in its
+size per request).
 """
 
 from __future__ import annotations
@@ -14,23 +15,20 @@ import asyncio
 import ipaddress
 import socket
 import time
-import zlib
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import brotli
 import httpcore
 import httpx
 
-from newsmon import net_pool
+from newsmon import net_codec, net_pool
 from newsmon.errors import BlockedAddress, FetchError, FetchTimeout, NewsmonError, TooLarge
 from newsmon.settings import HttpSettings
 
 ACCEPT_ENCODING = "gzip, deflate, br"
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def is_blocked(address: str) -> bool:
@@ -285,8 +283,8 @@ async def read_body(response: httpx.Response, http: HttpSettings) -> bytes:
         e.strip().lower() for e in response.headers.get("content-encoding", "").split(",") if e.strip()
     ]
     for encoding in reversed(encodings):
-        data = decompress(data, encoding, http.max_decompressed_bytes)
-    return sniff_gzip(data, http.max_decompressed_bytes)
+        data = net_codec.decompress(data, encoding, http.max_decompressed_bytes)
+    return net_codec.sniff_gzip(data, http.max_decompressed_bytes)
 
 
 async def discard_body(response: httpx.Response, limit: int = 64 * 1024) -> None:
@@ -296,71 +294,6 @@ async def discard_body(response: httpx.Response, limit: int = 64 * 1024) -> None
         seen += len(chunk)
         if seen > limit:
             break  # closing the response closes this connection instead
-
-
-def sniff_gzip(data: bytes, limit: int) -> bytes:
-    """Gunzip a body that is gzip without saying so (a common server misconfiguration)."""
-    if not data.startswith(_GZIP_MAGIC):
-        return data
-    try:
-        return decompress(data, "gzip", limit)
-    except FetchError as exc:
-        if isinstance(exc, TooLarge):
-            raise
-        return data
-
-
-def decompress(data: bytes, encoding: str, limit: int) -> bytes:
-    """Decode one Content-Encoding, never producing more than `limit` bytes (bombs raise TooLarge)."""
-    try:
-        if encoding in ("gzip", "x-gzip"):
-            return _inflate(data, 16 + zlib.MAX_WBITS, limit)
-        if encoding == "deflate":
-            try:
-                return _inflate(data, zlib.MAX_WBITS, limit)
-            except zlib.error:
-                return _inflate(data, -zlib.MAX_WBITS, limit)
-        if encoding == "br":
-            return _unbrotli(data, limit)
-    except (zlib.error, brotli.error) as exc:
-        err = FetchError(f"corrupt {encoding} body: {exc}")
-        err.retriable = False
-        raise err from None
-    return data
-
-
-def _too_large(limit: int) -> TooLarge:
-    return TooLarge(f"decompressed body is over the {limit}-byte cap")
-
-
-def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
-    out = bytearray()
-    pending = data
-    while pending:
-        inflater = zlib.decompressobj(wbits)
-        chunk = inflater.decompress(pending, limit + 1 - len(out))
-        out += chunk
-        while inflater.unconsumed_tail and len(out) <= limit:
-            out += inflater.decompress(inflater.unconsumed_tail, limit + 1 - len(out))
-        if len(out) > limit:
-            raise _too_large(limit)
-        if not inflater.eof:
-            break  # truncated stream: keep what we have, the parser takes what it can
-        # gzip allows several members back to back
-        pending = inflater.unused_data if wbits > zlib.MAX_WBITS else b""
-        if pending and not pending.startswith(_GZIP_MAGIC):
-            break
-    return bytes(out)
-
-
-def _unbrotli(data: bytes, limit: int) -> bytes:
-    decoder = brotli.Decompressor()
-    out = bytearray(decoder.process(data, output_buffer_limit=1 << 20))
-    while len(out) <= limit and not decoder.is_finished() and not decoder.can_accept_more_data():
-        out += decoder.process(b"", output_buffer_limit=1 << 20)
-    if len(out) > limit:
-        raise _too_large(limit)
-    return bytes(out)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

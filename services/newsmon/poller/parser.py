@@ -17,7 +17,7 @@ from typing import Any
 
 import feedparser
 
-from newsmon import net
+from newsmon import net_codec
 from newsmon.errors import ParseError
 
 _MAX_DECODED = 50 * 1024 * 1024
@@ -70,7 +70,7 @@ def parse(body: bytes, *, url: str = "", content_type: str = "", fast: bool = Tr
 
     Plain UTF-8 RSS 2.0 takes the fast path (`fastparse`, same articles); everything else goes to feedparser.
     """
-    body = net.sniff_gzip(body, _MAX_DECODED)
+    body = net_codec.sniff_gzip(body, _MAX_DECODED)
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"{"):
         return _parse_json(stripped, url)
