@@ -24,7 +24,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from newsmon import net_codec, net_pool
+from newsmon import net_codec, net_pool, net_stream
 from newsmon.errors import BlockedAddress, FetchError, FetchTimeout, NewsmonError, TooLarge
 from newsmon.settings import HttpSettings
 
@@ -244,7 +244,7 @@ def create_client(
     `exempt` names "host:port" origins allowed although private (an operator allowlist; tests).
     """
     pool = net_pool.Pool(
-        _GuardedBackend(net_pool.AsyncioBackend(), http.allow_private_networks, exempt),
+        _GuardedBackend(net_stream.AsyncioBackend(), http.allow_private_networks, exempt),
         httpx.create_ssl_context(),
         max_connections=max_connections,
         max_idle=max_connections,
