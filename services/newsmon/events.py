@@ -162,6 +162,11 @@ class Alert(Event):
     summary: str = Field("", description="The first lines of the lead article's text")
     places: list[Entity] = Field(default_factory=list)
     actors: list[Entity] = Field(default_factory=list)
+    focus: list[str] = Field(
+        default_factory=list,
+        description="ids of the places and actors some report names in its title or lead; place filters and "
+        "silences match these (all places when empty)",
+    )
     sources: list[Source] = Field(default_factory=list)
     source_count: int = Field(1, description="Independent outlets (feeds) reporting this story")
     changes: list[str] = Field(default_factory=list, description="What changed since the last notification")

@@ -32,7 +32,7 @@ def example_webhook() -> events.WebhookEnvelope:
         spans=[events.Span(field="title", start=16, end=21, term="سيطر*", text="تسيطر")],
         explanation="title: سيطر* NEAR حلب; text: فصائل المعارضة, هجوم",
         summary="أعلنت فصائل المعارضة السورية سيطرتها على معظم أحياء مدينة حلب.",
-        places=[aleppo], sources=[events.Source(
+        places=[aleppo], focus=[aleppo.id], sources=[events.Source(
             article_id="a_51c0", feed_id="f_example_ar", source="Example News (ar)",
             title="فصائل المعارضة تسيطر على مدينة حلب بعد هجوم واسع",
             url="https://news.example.org/ar/2024/12/aleppo", lang="ar", published=_EXAMPLE_TIME, score=0.91)],

@@ -157,3 +157,23 @@ async def test_filters_route_by_score_language_source_and_place(harness: Build, 
         for p in ("/strong", "/en", "/o3", "/hama")
     }
     assert story == {"/strong": ["s1"], "/en": ["s2"], "/o3": ["s2"], "/hama": ["s2"]}
+
+
+async def test_place_filters_and_silences_follow_what_the_story_reports(
+    harness: Build, receiver: Receiver
+) -> None:
+    h = harness([hook("hama", receiver.url("/hama"), places=["Hama"]), hook("all", receiver.url("/all"))])
+    await alerts_db.add_silence(
+        h.store, alerts_db.Silence(id="", reason="Aleppo covered elsewhere", expires_at=time.time() + 600,
+                                   place="حلب")
+    )
+    # s1 reports on Aleppo (silenced) and names Hama only in its background; s2 reports on Hama, Aleppo aside
+    await h.publish(
+        match(story="s1", feed="feed-1", places=(ALEPPO, HAMA), focus=(ALEPPO,)),
+        match(story="s2", feed="feed-2", places=(HAMA, ALEPPO), focus=(HAMA,)),
+    )
+    await h.drain()
+    got = {p: [json.loads(r.body)["data"]["story_id"] for r in receiver.requests_to(p)] for p in ("/hama", "/all")}
+    assert got == {"/hama": ["s2"], "/all": ["s2"]}
+    alert = json.loads(receiver.requests_to("/all")[0].body)["data"]
+    assert alert["focus"] == ["hama"] and {p["id"] for p in alert["places"]} == {"hama", "aleppo"}

@@ -172,6 +172,7 @@ def build(state: StoryState, aid: str, revision: int, now: float) -> Alert:
         summary=lead.article.text[:SUMMARY_CHARS],
         places=list(state.places),
         actors=list(state.actors),
+        focus=list(state.focus),
         sources=sorted(state.sources, key=lambda s: -s.score),
         source_count=len({s.feed_id for s in state.sources}),
         changes=found,

@@ -1,7 +1,8 @@
 """Routing (pure): which subscriptions and channels get an alert, when, and which silence suppresses it.
 
 Filters per subscription: topics, minimum score, languages (of any report), sources (feed id or outlet
-name), places (a name in English or Arabic, a gazetteer id, or a circle `"lat,lon,RADIUSkm"`). Timing: digests
+name), places (a name in English or Arabic, a gazetteer id, or a circle `"lat,lon,RADIUSkm"`; matched against
+the places some report names in its title or lead, not its background). Timing: digests
 wait for the next digest boundary; quiet hours (`"22:00-06:00"`, UTC) hold a notification until they end.
 """
 
@@ -46,6 +47,14 @@ def _place_matches(rule: str, places: list[Entity]) -> bool:
     return any(want in (p.id.casefold(), p.name_en.casefold(), p.name_ar.casefold()) for p in places)
 
 
+def _story_places(alert: Alert) -> list[Entity]:
+    """The places the story reports on: those some report names in its title or lead (all when unknown)."""
+    if not alert.focus:
+        return alert.places
+    focus = set(alert.focus)
+    return [p for p in alert.places if p.id in focus]
+
+
 def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
@@ -65,7 +74,7 @@ def wants(sub: SubscriptionSettings, alert: Alert) -> bool:
         names = {s.feed_id.casefold() for s in alert.sources} | {s.source.casefold() for s in alert.sources}
         if not names & {x.casefold() for x in sub.sources}:
             return False
-    return not sub.places or any(_place_matches(rule, alert.places) for rule in sub.places)
+    return not sub.places or any(_place_matches(rule, _story_places(alert)) for rule in sub.places)
 
 
 def silenced_by(alert: Alert, subscription: str, silences: list[Silence]) -> Silence | None:
@@ -75,7 +84,7 @@ def silenced_by(alert: Alert, subscription: str, silences: list[Silence]) -> Sil
             continue
         if s.subscription and s.subscription != subscription:
             continue
-        if s.place and not _place_matches(s.place, alert.places):
+        if s.place and not _place_matches(s.place, _story_places(alert)):
             continue
         if s.text:
             hay = " ".join([alert.title, alert.summary, *(x.title for x in alert.sources)]).casefold()
