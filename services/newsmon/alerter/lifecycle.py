@@ -3,10 +3,9 @@
 The first match of a story opens an alert and schedules its first notification after `group_wait` (matches
 that arrive meanwhile join it). Later matches update the story; a notification follows only for a
 *material* change (a new independent source, a new place in a report's title or lead, a score up by
-`SCORE_STEP`), no sooner than
-`group_interval` after the previous one. News that adds nothing material re-notifies only once
-`repeat_interval` has passed. The decision functions here are pure; `observe` and `flush` run them against
-the store inside one transaction.
+`SCORE_STEP`), no sooner than `group_interval` after the previous one. News that adds nothing material
+re-notifies only once `repeat_interval` has passed. The decision functions here are pure; `observe` and
+`flush` run them against the store inside one transaction.
 """
 
 from __future__ import annotations
