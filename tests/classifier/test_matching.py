@@ -204,8 +204,10 @@ def test_arabic_verb_prefixes_only_with_a_verb_stem(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize(("term", "word"), [("قوات", "قواتها"), ("جنود", "جنودا"), ("قيادة", "قيادتها"),
-                                            ("مقاتلين", "ومقاتليهم"), ("الفصائل", "بفصائلها")],
-                         ids=["pronoun", "accusative", "ta-marbuta", "plural-pronoun", "article-pronoun"])
+                                            ("مقاتلين", "ومقاتليهم"), ("الفصائل", "بفصائلها"),
+                                            ("مسيرة", "مسيرتين"), ("مسيرة", "مسيرتان"), ("مسيرة", "المسيرات")],
+                         ids=["pronoun", "accusative", "ta-marbuta", "plural-pronoun", "article-pronoun",
+                              "dual", "dual-nominative", "feminine-plural"])
 def test_arabic_endings_keep_the_word(engine: Engine, term: str, word: str) -> None:
     text = f"قال المتحدث إن {word} وصلت"
     spans = hits(engine, term, text)

@@ -41,7 +41,8 @@ VERB_LEADS = PROCLITICS | {p + v for p in ("", *PROCLITICS) for v in VERB_PREFIX
 def arabic_patterns(stem: str, term: q.Term) -> list[tuple[str, int]]:
     """(pattern, end rule) of one Arabic form. Words of four letters or more (a phrase: its last word) also
     match with attached pronouns (ه ها هم هما هن) and the accusative alif, a final ة (normalized ه) in its ت
-    form before a pronoun (`قيادة` → `قيادتها`), a sound plural without its ن (`مقاتلين` → `مقاتليهم`).
+    form before a pronoun (`قيادة` → `قيادتها`) and in its dual and plural (`مسيرة` → `مسيرتين`, `مسيرات`), a
+    sound plural without its ن (`مقاتلين` → `مقاتليهم`).
     Three-letter words keep no ending: after a proclitic their endings collide with other words (`زار` + ه =
     `زاره`, read in `وزارة`)."""
     if term.prefix:
@@ -49,7 +50,9 @@ def arabic_patterns(stem: str, term: q.Term) -> list[tuple[str, int]]:
     if term.exact or len(stem.rsplit(" ", 1)[-1]) < 4:
         return [(stem, EXACT)]
     if stem.endswith("ه"):
-        return [(stem, EXACT), (stem[:-1] + "ت", PRONOUN)]
+        base = stem[:-1]  # its dual and sound plural keep the word: مسيرة → مسيرتين, مسيرتان, مسيرات
+        return [(stem, EXACT), (base + "ت", PRONOUN), (base + "تين", ENDINGS), (base + "تان", ENDINGS),
+                (base + "ات", ENDINGS)]
     if stem.endswith(("ين", "ون")):  # a sound plural drops its ن before a pronoun: مقاتلين → مقاتليهم
         return [(stem, ENDINGS), (stem[:-1], PRONOUN)]
     return [(stem, ENDINGS)]
