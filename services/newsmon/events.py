@@ -174,6 +174,16 @@ class Alert(Event):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+def reported_places(places: list[Entity], focus: list[str]) -> list[Entity]:
+    """The places a match or an alert reports on: those named in a title or lead, not only in background
+    paragraphs (all of them when `focus` is empty, as on events from before it existed). Place filters and
+    silences, in routing and in the API, match these."""
+    if not focus:
+        return places
+    wanted = set(focus)
+    return [p for p in places if p.id in wanted]
+
+
 class DeadLetter(Event):
     """A bus message that could not be handled, with the reason; kept for inspection and replay."""
 

@@ -27,6 +27,19 @@ ENGLISH = Article(
          "army pulled back from positions in Idlib and Hama provinces and Russian jets struck rebel columns.",
 )
 
+# A whole article: its lead reports Aleppo; Raqqa and Deir ez-Zor are in a background paragraph only.
+LONG = Article(
+    id="a_api_test_aleppo_long", revision=1,
+    feed_id="cfg-feed", feed_url="http://127.0.0.1:9/feed.xml", source="Wire",
+    url="https://example.org/aleppo-long", lang="en",
+    title="Rebels push into Aleppo's western districts as army lines give way",
+    text="Opposition fighters entered the western districts of Aleppo on Friday after a two-day offensive, "
+         "residents said, as army units pulled back toward the city centre and the airport road. Rebel "
+         "commanders said their columns had reached the Hamdaniyah neighbourhood by nightfall.\n\n"
+         "The city had been held by the government since 2016. In the years since, the front lines barely moved, "
+         "while the war's other battles were fought far to the east, where Kurdish-led forces drove Islamic State "
+         "out of Raqqa in 2017 and government troops lifted the siege of Deir ez-Zor the same year.",
+)
 
 async def publish_through_pipeline(api: Api, *articles: Article) -> None:
     """Put the articles on the bus and let the classifier and the alerter process everything."""

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import Api
-from tests.api.pipeline import ARABIC, ENGLISH, publish_through_pipeline
+from tests.api.pipeline import ARABIC, ENGLISH, LONG, publish_through_pipeline
 from tests.api.test_auth import assert_problem
 
 TOPIC = "syria-military-shifts"
@@ -48,6 +48,19 @@ async def test_alert_filters(fed: Api, query: str, count: int) -> None:
     assert len(alerts) == count
     if count:
         assert alerts[0]["title"] == ARABIC.title and alerts[0]["topic"] == TOPIC
+
+
+async def test_place_filter_matches_the_places_a_story_reports_on(api: Api) -> None:
+    # Raqqa is named only in LONG's background paragraph: the story is not about it, as for subscriptions
+    await publish_through_pipeline(api, LONG)
+    await _until(api, "/api/v1/matches", lambda b: len(b) == 1)
+    async with api.client(api.read) as c:
+        alert = (await c.get("/api/v1/alerts")).json()[0]
+        assert {"aleppo", "raqqa"} <= {p["id"] for p in alert["places"]} and "raqqa" not in alert["focus"]
+        for path in ("/api/v1/alerts", "/api/v1/matches"):
+            assert len((await c.get(f"{path}?place=aleppo")).json()) == 1
+            assert (await c.get(f"{path}?place=raqqa")).json() == []
+            assert (await c.get(f"{path}?place=الرقة")).json() == []
 
 
 async def test_one_alert_with_history(fed: Api) -> None:

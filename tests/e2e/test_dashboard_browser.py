@@ -1,5 +1,6 @@
 """The dashboard in headless Chromium: an article goes through the pipeline and its alert appears live, with
 the Arabic right-to-left and its matched terms highlighted; clicking it opens the story with both languages.
+The map and the alert list show the places a story reports on, not those of its background paragraphs.
 
 Needs Debian's chromium (`apt-get install chromium`); Playwright drives it (no browser download).
 """
@@ -13,7 +14,7 @@ import pytest
 from newsmon.store import feeds as feed_store
 from newsmon.store.feeds import FeedState
 from tests.api.conftest import make_settings, start_api, stop_api
-from tests.api.pipeline import ARABIC, ENGLISH, publish_through_pipeline
+from tests.api.pipeline import ARABIC, ENGLISH, LONG, publish_through_pipeline
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -80,6 +81,34 @@ async def test_live_alert_story_and_screenshot(chromium: Path, tmp_path: Path) -
             await page.locator("#deliveries button.replay").click()
             await expect(page.locator("#delivery-counts")).to_contain_text("replayed 1", timeout=10_000)
             assert errors == []
+            await browser.close()
+    finally:
+        await stop_api(api, stop, task)
+
+
+async def test_map_shows_the_places_a_story_reports_on(chromium: Path, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    api, stop, task = await start_api(make_settings(tmp_path))
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(chromium), args=ARGS)
+            page = await browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-GB")
+            await page.goto(f"{api.url}/dashboard?token={api.admin}")
+            await expect(page.locator("#live")).to_have_text("live", timeout=10_000)
+
+            await publish_through_pipeline(api, LONG)  # Raqqa and Deir ez-Zor only in its background
+
+            item = page.locator(".alert").first
+            await expect(item).to_be_visible(timeout=15_000)
+            await expect(item.locator(".meta")).to_contain_text("Aleppo")
+            await expect(item.locator(".meta").first).not_to_contain_text("Raqqa")
+            await expect(page.locator("#map circle.hit[data-place=aleppo]")).to_have_count(1, timeout=10_000)
+            await page.reload()  # the same from the API's listings as from the live stream
+            await expect(page.locator(".alert")).to_have_count(1, timeout=10_000)
+            await expect(page.locator("#map circle.hit[data-place=aleppo]")).to_have_count(1, timeout=10_000)
+            for place in ("raqqa", "deir-ez-zor"):
+                await expect(page.locator(f"#map circle.hit[data-place={place}]")).to_have_count(0)
             await browser.close()
     finally:
         await stop_api(api, stop, task)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from newsmon.events import Alert, Entity
+from newsmon.events import Alert, Entity, reported_places
 from newsmon.settings import Duration, SubscriptionSettings, parse_duration
 from newsmon.store.alerts import Silence
 
@@ -47,14 +47,6 @@ def _place_matches(rule: str, places: list[Entity]) -> bool:
     return any(want in (p.id.casefold(), p.name_en.casefold(), p.name_ar.casefold()) for p in places)
 
 
-def _story_places(alert: Alert) -> list[Entity]:
-    """The places the story reports on: those some report names in its title or lead (all when unknown)."""
-    if not alert.focus:
-        return alert.places
-    focus = set(alert.focus)
-    return [p for p in alert.places if p.id in focus]
-
-
 def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
@@ -74,7 +66,8 @@ def wants(sub: SubscriptionSettings, alert: Alert) -> bool:
         names = {s.feed_id.casefold() for s in alert.sources} | {s.source.casefold() for s in alert.sources}
         if not names & {x.casefold() for x in sub.sources}:
             return False
-    return not sub.places or any(_place_matches(rule, _story_places(alert)) for rule in sub.places)
+    places = reported_places(alert.places, alert.focus)
+    return not sub.places or any(_place_matches(rule, places) for rule in sub.places)
 
 
 def silenced_by(alert: Alert, subscription: str, silences: list[Silence]) -> Silence | None:
@@ -84,7 +77,7 @@ def silenced_by(alert: Alert, subscription: str, silences: list[Silence]) -> Sil
             continue
         if s.subscription and s.subscription != subscription:
             continue
-        if s.place and not _place_matches(s.place, _story_places(alert)):
+        if s.place and not _place_matches(s.place, reported_places(alert.places, alert.focus)):
             continue
         if s.text:
             hay = " ".join([alert.title, alert.summary, *(x.title for x in alert.sources)]).casefold()

@@ -25,7 +25,8 @@ class ListQuery(Strict):
     limit: int = Limit
     topic: str | None = Field(None, max_length=200)
     lang: str | None = Field(None, max_length=16)
-    place: str | None = Field(None, max_length=200, description="Gazetteer id or English/Arabic name")
+    place: str | None = Field(None, max_length=200, description="Gazetteer id or English/Arabic name of a place the "
+                              "story reports on (named in a title or lead, not only in background)")
     since: datetime | None = None
     until: datetime | None = None
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from newsmon.events import Alert, Entity, Match
+from newsmon.events import Alert, Entity, Match, reported_places
 from newsmon.store import Store
 from newsmon.store import stories as story_store
 from newsmon.store.alerts import alerts, notifications
@@ -43,7 +43,8 @@ async def recent_alerts(store: Store, q: ListQuery) -> list[Alert]:
     async with store.engine.connect() as conn:
         for payload, created in await conn.execute(stmt):
             alert = parse_alert(payload)
-            if alert is not None and _keep(alert.topic, alert.lang, alert.places, created, q):
+            if alert is not None and _keep(alert.topic, alert.lang, reported_places(alert.places, alert.focus),
+                                           created, q):
                 out.append(alert)
                 if len(out) >= q.limit:
                     break
@@ -130,7 +131,8 @@ def filter_matches(recent: Iterable[Match], q: ListQuery) -> list[Match]:
     """Recent matches from the live buffer, most recent first, filtered."""
     out = []
     for m in reversed(list(recent)):
-        if _keep(m.match.topic, m.lang or m.article.lang, m.places, m.classified_at.timestamp(), q):
+        if _keep(m.match.topic, m.lang or m.article.lang, reported_places(m.places, m.focus),
+                 m.classified_at.timestamp(), q):
             out.append(m)
             if len(out) >= q.limit:
                 break

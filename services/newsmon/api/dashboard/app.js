@@ -78,7 +78,7 @@
       el("div", { class: "meta" }, el("span", { class: `tag badge-${a.kind}` }, a.kind),
          el("span", {}, a.topic_title || a.topic), el("span", {}, "score " + a.score.toFixed(2)),
          el("span", {}, a.source_count + " source" + (a.source_count === 1 ? "" : "s")),
-         el("time", {}, when(a.created_at)), el("span", {}, (a.places || []).map((p) => p.name_en).join(", "))),
+         el("time", {}, when(a.created_at)), el("span", {}, reported(a).map((p) => p.name_en).join(", "))),
       el("div", { class: "title", dir: dirOf(a.lang) }, highlighted(a.title, titleSpans)));
     if (summary) item.append(el("div", { class: "summary", dir: dirOf(a.lang) }, highlighted(summary, textSpans)));
     if (a.changes && a.changes.length) item.append(el("div", { class: "meta" }, "changes: " + a.changes.join("; ")));
@@ -93,7 +93,14 @@
     if (fresh) list.prepend(item); else list.append(item);
     state.alerts.set(a.alert_id, a);
     $("alert-count").textContent = `(${state.alerts.size})`;
-    for (const p of a.places || []) addPlace(p);
+    for (const p of reported(a)) addPlace(p);
+  }
+
+  // The places an alert or a match reports on (named in a title or lead; all when focus is unknown), as the
+  // API's place filter and routing read them (events.reported_places): background places are not drawn.
+  function reported(x) {
+    const places = x.places || [];
+    return x.focus && x.focus.length ? places.filter((p) => x.focus.includes(p.id)) : places;
   }
 
   function addPlace(p) {
@@ -197,7 +204,7 @@
     es.onopen = () => { $("live").textContent = "live"; $("live").className = "pill on"; };
     es.onerror = () => { $("live").textContent = "reconnecting"; $("live").className = "pill off"; };
     es.addEventListener("alert", (e) => { addAlert(JSON.parse(e.data), true); loadActivity().catch(() => {}); });
-    es.addEventListener("match", (e) => { for (const p of JSON.parse(e.data).places || []) addPlace(p); });
+    es.addEventListener("match", (e) => { for (const p of reported(JSON.parse(e.data))) addPlace(p); });
     state.source = es;
   }
 
@@ -213,7 +220,7 @@
       const alerts = await api("/api/v1/alerts?limit=100");
       for (const a of alerts) if (!state.alerts.has(a.alert_id)) addAlert(a, false);
       const matches = await api("/api/v1/matches?limit=200");
-      for (const m of matches) for (const p of m.places || []) addPlace(p);
+      for (const m of matches) for (const p of reported(m)) addPlace(p);
     } catch (err) { if (state.token) showError(String(err.message)); return; }
     connect();
     await refresh();
