@@ -53,6 +53,14 @@ def test_english_case_and_inflection(engine: Engine) -> None:
     assert not hits(engine, "@place", "Hamas said")  # gazetteer names are not inflected
 
 
+def test_a_group_entry_in_double_quotes_is_not_inflected(engine: Engine) -> None:
+    pack = draft("@rail") + """[groups]\nrail = ['"train"', "convoy"]\n"""
+    for text, found in [("a new train to Aleppo", ["train"]), ("troops in training", []),
+                        ("two convoys left", ["convoys"])]:
+        m = engine.preview("", text, draft_topic_toml=pack).scores.get("t")
+        assert ([s.text for s in m.spans] if m else []) == found, text
+
+
 def test_normalization_of_arabic_variants() -> None:
     assert normalize("أإآٱ") == "اااا"
     assert normalize("مدرسةُ عَلى") == "مدرسه علي"

@@ -226,10 +226,12 @@ def parse(src: str, source: str = "") -> Node:
 
 
 def parse_term(raw: str, source: str = "", exact: bool = False) -> Term | Group:
-    """One group entry: `word`, `prefix*`, `several words` (phrase) or `@group`; `exact`: no inflection."""
+    """One group entry: `word`, `prefix*`, `several words` (phrase) or `@group`; `exact`: no inflection, as for
+    an entry in double quotes (`"train"` is not `training`)."""
     raw = raw.strip()
     if raw.startswith("@"):
         return Group(raw[1:])
+    exact = exact or (len(raw) > 1 and raw.startswith('"') and raw.endswith('"'))
     p = _Parser("", source)
     kind = "phrase" if " " in raw or raw.startswith('"') else "word"
     value = raw if raw.startswith('"') else (f'"{raw}"' if kind == "phrase" else raw)
