@@ -53,6 +53,15 @@ def test_english_case_and_inflection(engine: Engine) -> None:
     assert not hits(engine, "@place", "Hamas said")  # gazetteer names are not inflected
 
 
+@pytest.mark.parametrize(("text", "place"), [("سيطرت على القريتين", "qaryatayn"), ("اشتدت المعارك بالرقة", "raqqa"),
+                                            ("قصف للرقة", "raqqa"), ("سيطرت على قريتين في سومي", None),
+                                            ("رقة القلب", None)],
+                         ids=["article", "bi-article", "li-article", "two-villages", "tenderness"])
+def test_an_arabic_place_name_keeps_its_article(engine: Engine, text: str, place: str | None) -> None:
+    # القريتين (al-Qaryatayn) is also "two villages" without its article, الرقة (Raqqa) "tenderness"
+    assert [p.id for p in engine.classify(text, "", "ar").places] == ([place] if place else [])
+
+
 def test_a_group_entry_in_double_quotes_is_not_inflected(engine: Engine) -> None:
     pack = draft("@rail") + """[groups]\nrail = ['"train"', "convoy"]\n"""
     for text, found in [("a new train to Aleppo", ["train"]), ("troops in training", []),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,7 +63,7 @@ class Engine:
         self._entity_of: dict[int, list[str]] = {}
         for eid, names in gaz.names.items():
             for name in names:
-                tid = self.auto.add(_exact(name))
+                tid = self.auto.add(_exact(name, place=gaz.entities[eid].kind == "place"))
                 self._entity_of.setdefault(tid, []).append(eid)
         groups = {name: frozenset(self.auto.add(t) for t in loaded.expand(name, (), "group @" + name))
                   for name in loaded.groups}
@@ -275,10 +275,11 @@ def _outside_title(node: q.Node, in_title: bool = False) -> list[q.Term | q.Grou
     return [leaf for child in node.children for leaf in _outside_title(child, in_title)]
 
 
-def _exact(name: str) -> q.Term:
+def _exact(name: str, place: bool) -> q.Term:
+    """A gazetteer name as written; a place's Arabic name keeps its article (`article`)."""
     term = q.parse_term(name, "gazetteer", exact=True)
     assert isinstance(term, q.Term)
-    return term
+    return replace(term, article=True) if place else term
 
 
 def _detect(title: str, text: str) -> str | None:
@@ -289,7 +290,8 @@ def load_engine(settings: Settings | None = None, extra_topic_dirs: Sequence[Pat
     """Built-in packs, then `settings.classifier.topics_dirs`, then `extra_topic_dirs` (later ids replace)."""
     loaded = packs.Packs()
     gaz = gazetteer.load()
-    loaded.groups.update({name: [_exact(n) for n in names] for name, names in gaz.groups.items()})
+    loaded.groups.update({name: [_exact(n, place=name.startswith("place")) for n in names]
+                          for name, names in gaz.groups.items()})
     dirs = [packs.BUILTIN_DIR]
     if settings is not None:
         dirs += list(settings.classifier.topics_dirs)

@@ -57,9 +57,12 @@ class Automaton:
         self.terms.append(term)
         self._index[term] = tid
         if is_arabic(term.text):
-            leads = m.VERB_LEADS if term.verb else m.LEADS
-            for form, rule in m.arabic_patterns(strip_article(term.text), term):
-                for lead in ("", *leads):
+            stem = strip_article(term.text)
+            leads: Iterable[str] = ("", *(m.VERB_LEADS if term.verb else m.LEADS))
+            if term.article and stem != term.text:
+                leads = m.ARTICLE_LEADS
+            for form, rule in m.arabic_patterns(stem, term):
+                for lead in leads:
                     self._arabic.setdefault(" " + lead + form, []).append((tid, len(form), rule))
             return tid
         trail = "" if term.prefix else " "

@@ -36,6 +36,7 @@ PRONOUNS = frozenset(("ه", "ها", "هم", "هما", "هن"))
 ENDING_SET = PRONOUNS | {"ا"}
 LEADS = PROCLITICS  # what may precede a term in its word (a verb stem: VERB_LEADS)
 VERB_LEADS = PROCLITICS | {p + v for p in ("", *PROCLITICS) for v in VERB_PREFIXES}
+ARTICLE_LEADS = frozenset(p for p in PROCLITICS if p.endswith(("ال", "لل")))  # the article, after any proclitic
 
 
 def arabic_patterns(stem: str, term: q.Term) -> list[tuple[str, int]]:

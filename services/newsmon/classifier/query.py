@@ -26,12 +26,15 @@ FIELDS = ("title", "lead", "text")  # lead: the opening of the text (see engine.
 class Term:
     """A word or phrase; `prefix`: trailing-* wildcard; `exact`: no English inflection (gazetteer names);
     `verb`: a leading `~` on an Arabic verb stem, which then also matches its imperfect and future forms
-    (ي ت ن سي ست سن before the stem: `~سحب` finds `تسحب`, `يسحب`, `ستسحب`)."""
+    (ي ت ن سي ست سن before the stem: `~سحب` finds `تسحب`, `يسحب`, `ستسحب`); `article`: an Arabic place name
+    written with its article matches only with it (`الرقة`, `بالرقة`, not `رقة`, tenderness; `القريتين`, not
+    `قريتين`, two villages)."""
 
     text: str
     prefix: bool = False
     exact: bool = False
     verb: bool = False
+    article: bool = False
 
 
 @dataclass(frozen=True, slots=True)
