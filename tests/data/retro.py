@@ -1,6 +1,6 @@
 """Retro-test a change to the Syria rules on news the rules had not seen.
 
-Each blind wave of the dev set (`h26-*` .. `h109-*`, four batches of 40) was measured with the rules of the
+Each blind wave of the dev set (`h26-*` .. `h113-*`, four batches of 40) was measured with the rules of the
 commit listed below, before any rule was changed because of it. This tool checks out those rules (`git
 archive`), applies a candidate change to a copy of their packs, and reports, wave by wave, which items the
 change fixes or breaks for `syria-military-shifts`. A change chosen this way still benefits from having seen the
@@ -53,6 +53,7 @@ WAVES = [
     (98, "d71bc7b5597b64f3709800415e24f56c2504445b"),
     (102, "97f70a0187109c39a5217522eb95b5d97f9c27a9"),
     (106, "cdae3141ce7ef5e4ba6454406713d1143a505985"),
+    (110, "9d713a198543c945b5e3b1b9d5bcce93a65afc87"),
 ]
 # run inside the checked-out rules: one line per item, "id<TAB>0|1" (matched or not)
 _DECIDE = f"""
