@@ -1,6 +1,6 @@
 """Retro-test a change to the Syria rules on news the rules had not seen.
 
-Each blind wave of the dev set (`h26-*` .. `h145-*`, four batches of 40) was measured with the rules of the
+Each blind wave of the dev set (`h26-*` .. `h153-*`, four batches of 40) was measured with the rules of the
 commit listed below, before any rule was changed because of it. This tool checks out those rules (`git
 archive`), applies a candidate change to a copy of their packs, and reports, wave by wave, which items the
 change fixes or breaks for `syria-military-shifts`. A change chosen this way still benefits from having seen the
@@ -62,6 +62,8 @@ WAVES = [
     (134, "8010393bc52d38bf19630f4414a4783799082c70"),
     (138, "07fb09fc840b60e4c9ac2b13ed9af9974f121b9c"),
     (142, "07fb09fc840b60e4c9ac2b13ed9af9974f121b9c"),
+    (146, "3bfb0634f1b153510f7728e6403e702983c7182c"),
+    (150, "3bfb0634f1b153510f7728e6403e702983c7182c"),
 ]
 # from this wave on, writers were asked for the issue's plain mix of hard negatives (h50-h69 asked for tricky titles)
 PLAIN_FROM = 70
