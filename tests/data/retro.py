@@ -1,6 +1,6 @@
 """Retro-test a change to the Syria rules on news the rules had not seen.
 
-Each blind wave of the dev set (`h26-*` .. `h153-*`, four batches of 40) was measured with the rules of the
+Each blind wave of the dev set (`h26-*` .. `h161-*`, four batches of 40) was measured with the rules of the
 commit listed below, before any rule was changed because of it. This tool checks out those rules (`git
 archive`), applies a candidate change to a copy of their packs, and reports, wave by wave, which items the
 change fixes or breaks for `syria-military-shifts`. A change chosen this way still benefits from having seen the
@@ -64,6 +64,8 @@ WAVES = [
     (142, "07fb09fc840b60e4c9ac2b13ed9af9974f121b9c"),
     (146, "3bfb0634f1b153510f7728e6403e702983c7182c"),
     (150, "3bfb0634f1b153510f7728e6403e702983c7182c"),
+    (154, "3ae84f672c2f1a19844ddbd318cd84c2c068acba"),
+    (158, "3ae84f672c2f1a19844ddbd318cd84c2c068acba"),
 ]
 # from this wave on, writers were asked for the issue's plain mix of hard negatives (h50-h69 asked for tricky titles)
 PLAIN_FROM = 70
