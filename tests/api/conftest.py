@@ -45,7 +45,9 @@ class Api:
 
     def client(self, token: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10)
+        # a guard against a hung server, not a speed check: a draft-topic preview recompiles every pack (~1 s
+        # on a quiet machine) and a busy CI machine has taken over 10 s
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=60)
 
 
 async def start_api(settings: Settings) -> tuple[Api, asyncio.Event, asyncio.Task[None]]:
